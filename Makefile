@@ -1,0 +1,37 @@
+# Saga: `make demo` runs the whole system on synthetic data; `make test` runs the test suite.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test demo proto lock bench clean
+
+venv: $(STAMP)
+
+# Builds the virtualenv from nothing, with the exact versions in requirements.lock.
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: venv
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: venv
+	$(VENV)/bin/saga demo $(DEMO_ARGS)
+
+# Regenerates the gRPC stubs in saga/v1 from proto/saga/v1/*.proto.
+proto: venv
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/saga/v1/optimizer.proto
+
+# Re-pins requirements.lock from the current virtualenv.
+lock:
+	$(PY) -m pip freeze --all --exclude-editable | grep -v -E '^(saga|pip)==' > requirements.lock
+
+bench: venv
+	$(PY) bench/proposal_latency.py
+
+clean:
+	rm -rf $(VENV) .saga

@@ -1,0 +1,1 @@
+"""Object store (MinIO/S3 or a local directory, behind one interface) and dataset manifests."""
