@@ -4,7 +4,8 @@ URIs: ``s3://bucket/prefix`` (MinIO or any S3 server; endpoint and credentials f
 environment) or a local directory (``file:///abs/path`` or a plain path). Keys are
 ``/``-separated, relative, and never contain ``..``; a bad key raises :class:`InvalidKey`.
 
-Implementations are thread-safe. ``put_*`` is atomic: a reader sees the old object or the new
+Implementations are thread-safe and retry transient failures (connection errors, 5xx,
+``SlowDown``) with backoff; when retries are exhausted they raise :class:`StoreUnavailable`. ``put_*`` is atomic: a reader sees the old object or the new
 one, never a partial one. A missing object raises :class:`ObjectNotFound`.
 """
 from __future__ import annotations
@@ -24,6 +25,14 @@ class ObjectNotFound(StoreError, KeyError):
 
 class InvalidKey(StoreError, ValueError):
     """The key is empty, absolute, or escapes its prefix (``..``)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached (or kept failing) after all retries; worth retrying later."""
+
+
+class IntegrityError(StoreError):
+    """An object's content does not match the checksum recorded for it."""
 
 
 class ObjectStore(abc.ABC):
