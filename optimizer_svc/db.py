@@ -1,0 +1,236 @@
+"""SQLite persistence (WAL) of studies, phases, trials and measurements.
+
+Observations are the state: everything the core knows lives in these tables, and the GP is refit
+from them after a restart. Every write is one transaction with ``synchronous=FULL``, so a kill -9 at
+any moment loses nothing that was acknowledged. Not thread-safe on its own: the core serialises
+access with its lock.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS studies (
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, name TEXT NOT NULL, spec_json TEXT NOT NULL,
+    state TEXT NOT NULL, message TEXT NOT NULL DEFAULT '', current_phase INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS phases (
+    study_id TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, budget INTEGER NOT NULL,
+    context_json TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, best_trial_id TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (study_id, idx));
+CREATE TABLE IF NOT EXISTS trials (
+    id TEXT PRIMARY KEY, study_id TEXT NOT NULL, phase INTEGER NOT NULL, number INTEGER NOT NULL,
+    state TEXT NOT NULL, params_json TEXT NOT NULL, task_json TEXT NOT NULL, attempt INTEGER NOT NULL,
+    lease_id TEXT NOT NULL DEFAULT '', lease_deadline REAL NOT NULL DEFAULT 0,
+    last_lease_id TEXT NOT NULL DEFAULT '', completion_key TEXT NOT NULL DEFAULT '',
+    worker_id TEXT NOT NULL DEFAULT '', value REAL, stop_reason TEXT NOT NULL DEFAULT '',
+    stop_order TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',
+    metrics_json TEXT NOT NULL DEFAULT '{}', artifacts_json TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL, started REAL NOT NULL DEFAULT 0, ended REAL NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS trials_by_study ON trials (study_id, phase, number);
+CREATE INDEX IF NOT EXISTS trials_by_state ON trials (state);
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, trial_id TEXT NOT NULL, attempt INTEGER NOT NULL,
+    step TEXT NOT NULL, epoch INTEGER NOT NULL, metrics_json TEXT NOT NULL, time REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS measurements_by_trial ON measurements (trial_id, attempt, step, epoch);
+"""
+
+
+@dataclass
+class StudyRow:
+    id: str
+    seq: int
+    name: str
+    spec_json: str
+    state: str
+    message: str
+    current_phase: int
+    created: float
+    updated: float
+
+
+@dataclass
+class PhaseRow:
+    study_id: str
+    idx: int
+    name: str
+    budget: int
+    context_json: str
+    done: int
+    best_trial_id: str
+
+
+@dataclass
+class TrialRow:
+    id: str
+    study_id: str
+    phase: int
+    number: int
+    state: str
+    params_json: str
+    task_json: str
+    attempt: int
+    lease_id: str = ""
+    lease_deadline: float = 0.0
+    last_lease_id: str = ""
+    completion_key: str = ""
+    worker_id: str = ""
+    value: float | None = None
+    stop_reason: str = ""
+    stop_order: str = ""        # a STOP_TRIAL the optimizer has ordered, repeated on every report
+    error: str = ""
+    metrics_json: str = "{}"
+    artifacts_json: str = "{}"
+    created: float = 0.0
+    started: float = 0.0
+    ended: float = 0.0
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return json.loads(self.params_json)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return json.loads(self.metrics_json)
+
+    @property
+    def artifacts(self) -> dict[str, str]:
+        return json.loads(self.artifacts_json)
+
+    @property
+    def task(self) -> dict[str, Any]:
+        return json.loads(self.task_json)
+
+
+@dataclass
+class MeasurementRow:
+    trial_id: str
+    attempt: int
+    step: str
+    epoch: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    time: float = 0.0
+
+
+class Database:
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def transaction(self) -> "_Tx":
+        return _Tx(self.conn)
+
+    # -- studies
+    def insert_study(self, s: StudyRow) -> None:
+        self._insert("studies", s)
+
+    def update_study(self, study_id: str, **fields: Any) -> None:
+        self._update("studies", "id = ?", (study_id,), fields)
+
+    def study(self, study_id: str) -> StudyRow | None:
+        row = self.conn.execute("SELECT * FROM studies WHERE id = ?", (study_id,)).fetchone()
+        return StudyRow(*row) if row else None
+
+    def studies(self, states: tuple[str, ...] | None = None) -> list[StudyRow]:
+        sql, args = "SELECT * FROM studies", ()
+        if states:
+            sql += f" WHERE state IN ({','.join('?' * len(states))})"
+            args = states
+        return [StudyRow(*r) for r in self.conn.execute(sql + " ORDER BY seq DESC", args)]
+
+    def next_study_seq(self) -> int:
+        return int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM studies").fetchone()[0])
+
+    # -- phases
+    def insert_phase(self, p: PhaseRow) -> None:
+        self._insert("phases", p)
+
+    def update_phase(self, study_id: str, idx: int, **fields: Any) -> None:
+        self._update("phases", "study_id = ? AND idx = ?", (study_id, idx), fields)
+
+    def phases(self, study_id: str) -> list[PhaseRow]:
+        return [PhaseRow(*r) for r in self.conn.execute(
+            "SELECT * FROM phases WHERE study_id = ? ORDER BY idx", (study_id,))]
+
+    # -- trials
+    def insert_trial(self, t: TrialRow) -> None:
+        self._insert("trials", t)
+
+    def update_trial(self, trial_id: str, **fields: Any) -> None:
+        self._update("trials", "id = ?", (trial_id,), fields)
+
+    def trial(self, trial_id: str) -> TrialRow | None:
+        row = self.conn.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
+        return TrialRow(*row) if row else None
+
+    def trials(self, study_id: str, phase: int | None = None, states: tuple[str, ...] | None = None) -> list[TrialRow]:
+        sql, args = "SELECT * FROM trials WHERE study_id = ?", [study_id]
+        if phase is not None:
+            sql += " AND phase = ?"
+            args.append(phase)
+        if states:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args += list(states)
+        return [TrialRow(*r) for r in self.conn.execute(sql + " ORDER BY number", args)]
+
+    def trials_in_states(self, states: tuple[str, ...]) -> list[TrialRow]:
+        sql = f"SELECT * FROM trials WHERE state IN ({','.join('?' * len(states))}) ORDER BY created, number"
+        return [TrialRow(*r) for r in self.conn.execute(sql, states)]
+
+    def count_trials(self, study_id: str) -> dict[str, int]:
+        return dict(self.conn.execute(
+            "SELECT state, COUNT(*) FROM trials WHERE study_id = ? GROUP BY state", (study_id,)).fetchall())
+
+    def count_all_trials(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall())
+
+    # -- measurements
+    def insert_measurement(self, m: MeasurementRow) -> None:
+        self.conn.execute(
+            "INSERT INTO measurements (trial_id, attempt, step, epoch, metrics_json, time) VALUES (?,?,?,?,?,?)",
+            (m.trial_id, m.attempt, m.step, m.epoch, json.dumps(m.metrics), m.time))
+
+    def measurements(self, trial_id: str, attempt: int | None = None) -> list[MeasurementRow]:
+        sql, args = "SELECT trial_id, attempt, step, epoch, metrics_json, time FROM measurements WHERE trial_id = ?", [trial_id]
+        if attempt is not None:
+            sql += " AND attempt = ?"
+            args.append(attempt)
+        return [MeasurementRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5])
+                for r in self.conn.execute(sql + " ORDER BY id", args)]
+
+    # -- helpers
+    def _insert(self, table: str, row: Any) -> None:
+        d = row.__dict__
+        self.conn.execute(f"INSERT INTO {table} ({','.join(d)}) VALUES ({','.join('?' * len(d))})", tuple(d.values()))
+
+    def _update(self, table: str, where: str, args: tuple, fields: dict[str, Any]) -> None:
+        if fields:
+            sets = ",".join(f"{k} = ?" for k in fields)
+            self.conn.execute(f"UPDATE {table} SET {sets} WHERE {where}", (*fields.values(), *args))
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+

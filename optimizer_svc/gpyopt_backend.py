@@ -1,0 +1,94 @@
+"""The one module that imports GPyOpt: a GP + Expected Improvement suggester (the seed's defaults).
+
+GPyOpt 1.2.6 is unmaintained; what we rely on is small and tested (tests/optimizer/test_gpyopt_backend.py):
+``Design_space``, ``GPModel``, ``AcquisitionEI``, ``AcquisitionOptimizer('lbfgs')`` and
+``util.general.normalize``. We do not use its batch evaluators: local penalization crashes with
+current SciPy, so parallel proposals use a constant liar instead (pending points are added to the GP
+with the best observed value, which flattens EI around them).
+
+Speed: the fitted GP is kept between calls and its kernel hyperparameters warm-start the next fit
+(one optimizer run instead of GPyOpt's five random restarts, which are kept for the first fit and
+every ``full_refit_every`` calls).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+# GPyOpt and GPy print and warn at import; import once, here.
+import GPyOpt  # noqa: E402
+from GPyOpt.util.general import normalize  # noqa: E402
+
+_GLOBAL_RNG_LOCK = threading.Lock()  # GPy/GPyOpt draw from numpy's global RNG
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One GP input: a continuous range, or a categorical with ``size`` choices (indices)."""
+    kind: str            # "continuous" or "categorical"
+    low: float = 0.0
+    high: float = 1.0
+    size: int = 0
+
+
+class GPEISuggester:
+    """Suggests the point that maximizes EI for minimizing ``Y`` given observations ``X``.
+
+    X rows are in GPyOpt's "zipped" form: continuous values, categorical indices.
+    """
+
+    def __init__(self, dims: list[Dim], *, full_refit_every: int = 10):
+        domain = []
+        for i, d in enumerate(dims):
+            if d.kind == "categorical":
+                domain.append({"name": f"x{i}", "type": "categorical", "domain": tuple(range(d.size))})
+            else:
+                domain.append({"name": f"x{i}", "type": "continuous", "domain": (d.low, d.high)})
+        self.space = GPyOpt.Design_space(domain)
+        self.full_refit_every = full_refit_every
+        self._model: GPyOpt.models.GPModel | None = None
+        self._calls = 0
+        self.last_fit_seconds = 0.0
+
+    def suggest(self, X: np.ndarray, Y: np.ndarray, pending: np.ndarray | None, seed: int) -> np.ndarray:
+        """One zipped point. ``Y`` is minimized; needs at least two observations."""
+        if len(X) < 2:
+            raise ValueError("the GP needs at least two observations")
+        with _GLOBAL_RNG_LOCK:
+            np.random.seed(seed % (2**32))
+            Xu = self.space.unzip_inputs(np.asarray(X, dtype=float))
+            Yn = normalize(np.asarray(Y, dtype=float).reshape(-1, 1))
+            if not np.all(np.isfinite(Yn)):  # every Y equal: normalize divides by a zero std
+                Yn = np.zeros_like(Yn)
+            t0 = time.perf_counter()
+            self._fit(Xu, Yn)
+            self.last_fit_seconds = time.perf_counter() - t0
+            gp = self._model.model
+            if pending is not None and len(pending):
+                # Constant liar: pretend pending points came back with the best value so far.
+                Pu = self.space.unzip_inputs(np.asarray(pending, dtype=float))
+                lie = np.full((len(Pu), 1), float(Yn.min()))
+                gp.set_XY(np.vstack([Xu, Pu]), np.vstack([Yn, lie]))
+            try:
+                x = self._optimize_acquisition()
+            finally:
+                if pending is not None and len(pending):
+                    gp.set_XY(Xu, Yn)
+            return self.space.zip_inputs(np.atleast_2d(x))[0]
+
+    def _fit(self, Xu: np.ndarray, Yn: np.ndarray) -> None:
+        full = self._model is None or self._calls % self.full_refit_every == 0
+        self._calls += 1
+        if self._model is None:
+            self._model = GPyOpt.models.GPModel(exact_feval=False, optimize_restarts=5, verbose=False)
+        self._model.optimize_restarts = 5 if full else 1
+        self._model.updateModel(Xu, Yn, None, None)
+
+    def _optimize_acquisition(self) -> np.ndarray:
+        optimizer = GPyOpt.optimization.AcquisitionOptimizer(self.space, optimizer="lbfgs")
+        acquisition = GPyOpt.acquisitions.AcquisitionEI(self._model, self.space, optimizer)
+        x, _ = acquisition.optimize()
+        return x

@@ -1,0 +1,41 @@
+"""Prometheus metrics of the optimizer, in a registry of their own (one per service instance)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+TRIAL_STATES = ("PENDING", "RUNNING", "SUCCEEDED", "STOPPED_EARLY", "FAILED", "INFEASIBLE")
+
+
+class _TrialCounts:
+    """Trials by state, read from the database at scrape time (right after a restart too)."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]):
+        self._counts = counts
+
+    def collect(self):
+        family = GaugeMetricFamily("saga_trials", "Trials by state", labels=["state"])
+        counts = self._counts()
+        for state in TRIAL_STATES:
+            family.add_metric([state], counts.get(state, 0))
+        yield family
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.proposal_seconds = Histogram("saga_proposal_seconds", "Time to propose a new trial",
+                                          buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10), registry=r)
+        self.gp_fit_seconds = Histogram("saga_gp_fit_seconds", "Time to fit the Gaussian process",
+                                        buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10), registry=r)
+        self.lease_expiries = Counter("saga_lease_expiries", "Leases that expired without a report", registry=r)
+        self.rpcs = Counter("saga_rpcs", "RPCs by method and status code", ["method", "code"], registry=r)
+        self._bound = False
+
+    def bind_trial_counts(self, counts: Callable[[], dict[str, int]]) -> None:
+        if not self._bound:
+            self.registry.register(_TrialCounts(counts))
+            self._bound = True

@@ -1,0 +1,95 @@
+"""Proposals for one phase: a random initial design, then GP + EI with pending trials as lies.
+
+``Proposer`` is the small interface the core uses; GPyOpt stays behind ``gpyopt_backend``.
+Proposals are deterministic for a given study seed, phase and trial number.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Protocol
+
+import numpy as np
+
+from .space import CategoricalParam, Param, decode, encode, sample
+
+# Max-norm distances in the unit cube: a proposal closer than this to a tried point is a repeat,
+# and parallel (pending) proposals must stay further apart than PENDING_DISTANCE.
+MIN_DISTANCE = 1e-3
+PENDING_DISTANCE = 0.05
+
+
+class Proposer(Protocol):
+    def propose(self, number: int, observations: list[tuple[dict[str, Any], float]],
+                pending: list[dict[str, Any]]) -> dict[str, Any]:
+        """The next point; ``number`` is the trial's index within the phase; values are maximized."""
+
+
+def derive_seed(*parts: Any) -> int:
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class RandomProposer:
+    def __init__(self, params: list[Param], seed: int):
+        self.params, self.seed = params, seed
+        self.last_fit_seconds = 0.0
+
+    def propose(self, number, observations, pending):
+        for retry in range(100):
+            point = sample(self.params, np.random.default_rng(derive_seed(self.seed, number, retry)))
+            if not _repeats(self.params, point, observations, pending):
+                return point
+        return point  # the space is (almost) exhausted: a repeat is the only choice left
+
+
+class GPProposer:
+    """GP + EI after ``initial_points`` random trials (GPyOpt's 'random' initial design)."""
+
+    def __init__(self, params: list[Param], seed: int, initial_points: int):
+        from .gpyopt_backend import Dim, GPEISuggester  # only this proposer pays for importing GPyOpt
+        self.params, self.seed, self.initial_points = params, seed, initial_points
+        self.random = RandomProposer(params, seed)
+        dims = [Dim("categorical", size=len(p.values)) if isinstance(p, CategoricalParam) else Dim("continuous")
+                for p in params]
+        self.gp = GPEISuggester(dims)
+        self.last_fit_seconds = 0.0
+
+    def _to_gp(self, point: dict[str, Any]) -> list[float]:
+        return [float(p.values.index(point[p.name])) if isinstance(p, CategoricalParam) else p.to_unit(point[p.name])
+                for p in self.params]
+
+    def _from_gp(self, row: np.ndarray) -> dict[str, Any]:
+        u = [x / (len(p.values) - 1) if isinstance(p, CategoricalParam) and len(p.values) > 1 else
+             (0.0 if isinstance(p, CategoricalParam) else x) for p, x in zip(self.params, row)]
+        return decode(self.params, np.array(u))
+
+    def propose(self, number, observations, pending):
+        self.last_fit_seconds = 0.0
+        if number < self.initial_points or len(observations) < 2:
+            return self.random.propose(number, observations, pending)
+        X = np.array([self._to_gp(p) for p, _ in observations])
+        Y = -np.array([[v] for _, v in observations])  # GPyOpt minimizes
+        P = np.array([self._to_gp(p) for p in pending]) if pending else None
+        t0 = time.perf_counter()
+        point = self._from_gp(self.gp.suggest(X, Y, P, derive_seed(self.seed, number)))
+        self.last_fit_seconds = self.gp.last_fit_seconds or (time.perf_counter() - t0)
+        if _repeats(self.params, point, observations, pending):
+            # EI's optimum sits on a point already tried or running: explore instead of repeating it.
+            return self.random.propose(number, observations, pending)
+        return point
+
+
+def _repeats(params: list[Param], point: dict[str, Any], observations: list[tuple[dict[str, Any], float]],
+             pending: list[dict[str, Any]]) -> bool:
+    u = encode(params, point)
+    def dist(other: dict[str, Any]) -> float:
+        return float(np.max(np.abs(u - encode(params, other)))) if params else 0.0
+    return (any(dist(p) < MIN_DISTANCE for p, _ in observations)
+            or any(dist(p) < PENDING_DISTANCE for p in pending))
+
+
+def make_proposer(params: list[Param], *, seed: int, initial_points: int, random_only: bool) -> Proposer:
+    if random_only:
+        return RandomProposer(params, seed)
+    return GPProposer(params, seed, initial_points)

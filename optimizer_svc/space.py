@@ -1,0 +1,142 @@
+"""Search-space parameters: parsing from a spec, random sampling, and the unit-cube encoding.
+
+The unit-cube encoding is what proposers work in: every parameter maps to one coordinate in [0, 1]
+(log-scaled floats in log space, categoricals as their index spread over [0, 1]), so "near-same
+point" has one meaning for every parameter type.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+
+from .errors import InvalidArgument
+
+Value = Union[float, int, str]
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    name: str
+    low: float
+    high: float
+    scale: str = "linear"  # or "log"
+
+    def to_unit(self, v: Value) -> float:
+        lo, hi, x = self._t(self.low), self._t(self.high), self._t(float(v))
+        return 0.0 if hi == lo else (x - lo) / (hi - lo)
+
+    def from_unit(self, u: float) -> float:
+        lo, hi = self._t(self.low), self._t(self.high)
+        x = lo + min(max(u, 0.0), 1.0) * (hi - lo)
+        return float(min(max(10.0 ** x if self.scale == "log" else x, self.low), self.high))
+
+    def _t(self, v: float) -> float:
+        return math.log10(v) if self.scale == "log" else v
+
+
+@dataclass(frozen=True)
+class IntParam:
+    name: str
+    low: int
+    high: int
+
+    def to_unit(self, v: Value) -> float:
+        return 0.0 if self.high == self.low else (int(v) - self.low) / (self.high - self.low)
+
+    def from_unit(self, u: float) -> int:
+        return int(round(self.low + min(max(u, 0.0), 1.0) * (self.high - self.low)))
+
+
+@dataclass(frozen=True)
+class CategoricalParam:
+    name: str
+    values: tuple[str, ...]
+
+    def to_unit(self, v: Value) -> float:
+        k = len(self.values)
+        return 0.0 if k == 1 else self.values.index(str(v)) / (k - 1)
+
+    def from_unit(self, u: float) -> str:
+        k = len(self.values)
+        return self.values[int(round(min(max(u, 0.0), 1.0) * (k - 1)))]
+
+
+Param = Union[FloatParam, IntParam, CategoricalParam]
+
+
+def parse_param(name: str, raw: Any, where: str) -> Param:
+    """Builds a parameter from its spec mapping; ``where`` is the field path used in errors."""
+    if not isinstance(raw, dict):
+        raise InvalidArgument(f"{where}: must be a mapping with a 'type'")
+    kind = raw.get("type")
+    extra = set(raw) - {"type", "low", "high", "scale", "values"}
+    if extra:
+        raise InvalidArgument(f"{where}: unknown field(s) {sorted(extra)}")
+    if kind == "float":
+        low, high = _number(raw, "low", where), _number(raw, "high", where)
+        scale = raw.get("scale", "linear")
+        if scale not in ("linear", "log"):
+            raise InvalidArgument(f"{where}.scale: must be 'linear' or 'log', got {scale!r}")
+        if not low < high:
+            raise InvalidArgument(f"{where}: low ({low}) must be below high ({high})")
+        if scale == "log" and low <= 0:
+            raise InvalidArgument(f"{where}.low: must be > 0 for a log scale, got {low}")
+        return FloatParam(name, float(low), float(high), scale)
+    if kind == "int":
+        low, high = _integer(raw, "low", where), _integer(raw, "high", where)
+        if not low <= high:
+            raise InvalidArgument(f"{where}: low ({low}) must not exceed high ({high})")
+        return IntParam(name, low, high)
+    if kind == "categorical":
+        values = raw.get("values")
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+            raise InvalidArgument(f"{where}.values: must be a non-empty list of non-empty strings")
+        if len(set(values)) != len(values):
+            raise InvalidArgument(f"{where}.values: must not repeat a value")
+        return CategoricalParam(name, tuple(values))
+    raise InvalidArgument(f"{where}.type: must be 'float', 'int' or 'categorical', got {kind!r}")
+
+
+def _number(raw: dict, key: str, where: str) -> float:
+    v = raw.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise InvalidArgument(f"{where}.{key}: must be a finite number, got {v!r}")
+    return float(v)
+
+
+def _integer(raw: dict, key: str, where: str) -> int:
+    v = raw.get(key)
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise InvalidArgument(f"{where}.{key}: must be an integer, got {v!r}")
+    return v
+
+
+def sample(params: list[Param], rng: np.random.Generator) -> dict[str, Value]:
+    """A uniformly random point (uniform in log space for log-scaled floats)."""
+    return {p.name: p.from_unit(float(rng.random())) for p in params}
+
+
+def encode(params: list[Param], point: dict[str, Value]) -> np.ndarray:
+    """The point in the unit cube, one coordinate per parameter."""
+    return np.array([p.to_unit(point[p.name]) for p in params], dtype=float)
+
+
+def decode(params: list[Param], u: np.ndarray) -> dict[str, Value]:
+    return {p.name: p.from_unit(float(x)) for p, x in zip(params, u)}
+
+
+def check_point(params: list[Param], point: dict[str, Value]) -> None:
+    """Raises InvalidArgument unless ``point`` is a valid value of every parameter."""
+    for p in params:
+        if p.name not in point:
+            raise InvalidArgument(f"parameter {p.name!r} is missing")
+        v = point[p.name]
+        if isinstance(p, CategoricalParam) and v not in p.values:
+            raise InvalidArgument(f"parameter {p.name!r}: {v!r} is not one of {list(p.values)}")
+        if isinstance(p, (FloatParam, IntParam)) and not (p.low <= v <= p.high):
+            raise InvalidArgument(f"parameter {p.name!r}: {v!r} is outside [{p.low}, {p.high}]")
