@@ -32,3 +32,15 @@ def s3_endpoint() -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+# The kustomizations a user applies (overlays) and the base they share.
+KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/gpu")
+
+
+@pytest.fixture(scope="session")
+def rendered() -> dict[str, list[dict]]:
+    """kustomization name -> its rendered objects (the small renderer; checked against kustomize)."""
+    from .kustomize import render
+
+    return {name: render(K8S / name) for name in KUSTOMIZATIONS}
