@@ -5,9 +5,10 @@ SavedModel. Destination: ``DEST/<model name>/<version>/``, the directory TF Serv
 
 Why not ``mc mirror --watch``: it writes files in place as they arrive, so TF Serving's poller can
 find a version directory with ``saved_model.pb`` but half of ``variables/`` and fail to load it.
-Here a version is copied only when it is complete -- its required files are present and its listing
-(keys, sizes, ETags) did not change between two polls -- into ``DEST/.staging/`` on the same volume,
-checked, then moved into place with one atomic ``rename``. TF Serving sees all of it or nothing.
+Here a version is copied only when it is complete -- ``saga export`` uploads the marker
+``assets.extra/saga_export.json`` (listing every file of the version) after all other files, see
+``serving/layout.py`` -- into ``DEST/.staging/`` on the same volume, checked against the marker, then
+moved into place with one atomic ``rename``. TF Serving sees all of it or nothing.
 
 Configuration: flags below; S3 endpoint and credentials from the environment (``SAGA_S3_ENDPOINT``,
 ``SAGA_S3_ACCESS_KEY``, ``SAGA_S3_SECRET_KEY``, ``SAGA_S3_SECURE``); credentials are never logged.
@@ -16,6 +17,7 @@ Metrics (Prometheus) on ``--metrics-port``. SIGTERM stops it between polls.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -35,9 +37,8 @@ from prometheus_client import Counter, Gauge, start_http_server
 
 log = logging.getLogger("saga.serving_sync")
 
-# A SavedModel cannot load without these; an exporter that uploads them in any order is fine
-# because the stability check below also waits for the listing to settle.
-REQUIRED_FILES = ("saved_model.pb", "variables/variables.index")
+# The completion marker of serving/layout.py (MARKER): uploaded last, it lists the version's files.
+MARKER = "assets.extra/saga_export.json"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 SYNCED = Counter("saga_sync_versions_total", "Model versions copied into the serving volume")
@@ -45,8 +46,8 @@ ERRORS = Counter("saga_sync_errors_total", "Polls that failed (object store or d
 LAST_SUCCESS = Gauge("saga_sync_last_success_timestamp_seconds", "Unix time of the last good poll")
 LATEST = Gauge("saga_sync_latest_version", "Newest version present in the serving volume")
 
-# key relative to the version directory -> (size, etag)
-Listing = dict[str, tuple[int, str]]
+# key relative to the version directory -> size in bytes
+Listing = dict[str, int]
 
 
 class ConfigError(ValueError):
@@ -65,20 +66,24 @@ class S3Settings:
 
 
 def s3_settings_from_env(env: dict[str, str]) -> S3Settings:
-    """Reads the SAGA_S3_* variables; accepts ``host:port`` or ``http(s)://host:port``."""
+    """Reads the SAGA_S3_* variables as datastore/s3_settings.py does: ``host:port`` or
+    ``http(s)://host:port``; TLS from SAGA_S3_SECURE, else from the scheme, else on."""
     endpoint = env.get("SAGA_S3_ENDPOINT", "").strip()
     if not endpoint:
         raise ConfigError("SAGA_S3_ENDPOINT is not set (e.g. minio:9000)")
-    secure_text = env.get("SAGA_S3_SECURE", "").strip().lower()
-    if secure_text not in ("", "0", "1", "true", "false", "yes", "no"):
-        raise ConfigError(f"SAGA_S3_SECURE must be true or false, not {secure_text!r}")
-    secure = secure_text in ("1", "true", "yes")
+    secure = True
     if "://" in endpoint:
         parsed = urlparse(endpoint)
         if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):
             raise ConfigError(f"SAGA_S3_ENDPOINT must be host:port or http(s)://host:port, not {endpoint!r}")
-        secure = secure or parsed.scheme == "https"
-        endpoint = parsed.netloc
+        secure, endpoint = parsed.scheme == "https", parsed.netloc
+    secure_text = env.get("SAGA_S3_SECURE", "").strip().lower()
+    if secure_text in ("1", "true", "yes", "on"):
+        secure = True
+    elif secure_text in ("0", "false", "no", "off"):
+        secure = False
+    elif secure_text:
+        raise ConfigError(f"SAGA_S3_SECURE must be true or false, not {secure_text!r}")
     for name in ("SAGA_S3_ACCESS_KEY", "SAGA_S3_SECRET_KEY"):
         if not env.get(name):
             raise ConfigError(f"{name} is not set")
@@ -93,9 +98,14 @@ def parse_source(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.strip("/")
 
 
-def is_complete(listing: Listing) -> bool:
-    """Whether every file TF Serving needs to load the version is present and non-empty."""
-    return all(listing.get(name, (0, ""))[0] > 0 for name in REQUIRED_FILES)
+def _is_safe_relative(path: object) -> bool:
+    """Whether a path named by the (remote, untrusted) marker stays inside the version directory."""
+    return (isinstance(path, str) and bool(path) and not path.startswith("/")
+            and all(part not in ("", ".", "..") for part in path.split("/")))
+
+
+class IncompleteVersion(ValueError):
+    """A version's marker is unreadable or names files the store does not hold."""
 
 
 class ModelSync:
@@ -111,7 +121,6 @@ class ModelSync:
         self._remote_prefix = f"{prefix}/{model_name}/" if prefix else f"{model_name}/"
         self._model_dir = dest / model_name
         self._staging = dest / ".staging"  # same volume, outside the directory TF Serving polls
-        self._last_seen: dict[int, Listing] = {}
 
     def remote_versions(self) -> dict[int, Listing]:
         """Every numeric version under the model's prefix with its file listing."""
@@ -119,7 +128,7 @@ class ModelSync:
         for obj in self._client.list_objects(self._bucket, prefix=self._remote_prefix, recursive=True):
             version, _, rel = obj.object_name[len(self._remote_prefix):].partition("/")
             if version.isdigit() and rel and not obj.is_dir:
-                versions.setdefault(int(version), {})[rel] = (obj.size or 0, obj.etag or "")
+                versions.setdefault(int(version), {})[rel] = obj.size or 0
         return versions
 
     def local_versions(self) -> list[int]:
@@ -128,21 +137,21 @@ class ModelSync:
         return sorted(int(p.name) for p in self._model_dir.iterdir() if p.name.isdigit())
 
     def poll(self) -> list[int]:
-        """One pass: copies the versions that are complete and stable; returns them."""
+        """One pass: copies the complete versions not yet on the volume; returns them."""
         self._model_dir.mkdir(parents=True, exist_ok=True)
         remote = self.remote_versions()
         present = set(self.local_versions())
+        complete = sorted(v for v, listing in remote.items() if MARKER in listing)
         copied = []
-        for version in sorted(remote):
-            listing = remote[version]
-            if version in present or not is_complete(listing):
+        # Only the newest `keep` complete versions: older ones would be pruned right away.
+        for version in (v for v in complete[-self._keep:] if v not in present):
+            try:
+                self._copy(version, remote[version])
+            except IncompleteVersion as exc:
+                ERRORS.inc()
+                log.error("skipping version %d: %s", version, exc)
                 continue
-            if self._last_seen.get(version) != listing:
-                log.info("version %d looks complete; copying it once its listing is stable", version)
-                continue
-            self._copy(version, listing)
             copied.append(version)
-        self._last_seen = remote
         self._prune()
         local = self.local_versions()
         if local:
@@ -155,7 +164,20 @@ class ModelSync:
         shutil.rmtree(staging, ignore_errors=True)  # left over from a crash mid-copy
         staging.mkdir(parents=True)
         try:
-            for rel, (size, _) in sorted(listing.items()):
+            marker = staging / MARKER
+            marker.parent.mkdir(parents=True)
+            self._client.fget_object(self._bucket, f"{self._remote_prefix}{version}/{MARKER}", str(marker))
+            try:
+                files = json.loads(marker.read_text())["files"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise IncompleteVersion(f"unreadable marker {MARKER}: {exc}") from exc
+            if not isinstance(files, list) or not all(_is_safe_relative(f) for f in files):
+                raise IncompleteVersion(f"marker {MARKER} must list relative paths inside the version")
+            missing = sorted(set(files) - set(listing))
+            if missing or "saved_model.pb" not in files:
+                raise IncompleteVersion(f"marker lists files the store lacks: {missing or ['saved_model.pb']}")
+            for rel in sorted(files):
+                size = listing[rel]
                 path = staging / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._client.fget_object(self._bucket, f"{self._remote_prefix}{version}/{rel}", str(path))
@@ -183,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
     parser.add_argument("--keep", type=int, default=2, help="newest versions kept on the volume")
     parser.add_argument("--metrics-port", type=int, default=9102, help="Prometheus port (0: off)")
-    parser.add_argument("--once", action="store_true", help="poll twice (to see stability) and exit")
+    parser.add_argument("--once", action="store_true", help="poll once and exit")
     return parser
 
 
@@ -207,7 +229,6 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
         start_http_server(args.metrics_port)
     log.info("syncing %s/%s from %s (%r) into %s", args.source, args.model_name, bucket, settings,
              args.dest)
-    polls = 0
     while not stop.is_set():
         try:
             sync.poll()
@@ -215,8 +236,7 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
         except (S3Error, HTTPError, OSError, ValueError) as exc:  # a poll failing must not end the sidecar
             ERRORS.inc()
             log.warning("poll failed, retrying in %.0fs: %s", args.interval, exc)
-        polls += 1
-        if args.once and polls >= 2:
+        if args.once:
             break
         stop.wait(args.interval)
     return 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import sys
 import uuid
 from pathlib import Path
@@ -51,54 +52,91 @@ SAVED_MODEL = {
     "fingerprint.pb": b"fp",
     "variables/variables.index": b"index",
     "variables/variables.data-00000-of-00001": b"weights" * 1000,
+    "assets.extra/model_card.json": b"{}",
 }
+
+
+def _marker(files: list[str]) -> dict[str, bytes]:
+    return {sync_models.MARKER: json.dumps({"files": files}).encode()}
 
 
 def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def test_complete_version_is_copied_after_its_listing_is_stable(bucket, tmp_path: Path) -> None:
-    client, name = bucket
-    _upload_version(client, name, 1, SAVED_MODEL)
-    sync = sync_models.ModelSync(client, name, "models", "kvasir", tmp_path, keep=2)
+def test_marker_matches_the_exporters_contract() -> None:
+    layout = pytest.importorskip("serving.layout")
+    assert sync_models.MARKER == layout.MARKER
 
-    assert sync.poll() == []  # first sight: could still be uploading
+
+def test_a_version_published_by_the_exporter_reaches_tf_serving_whole(bucket, s3_endpoint, tmp_path) -> None:
+    """The real publish step of ``saga export`` (serving.layout) to S3, then one sync poll."""
+    layout = pytest.importorskip("serving.layout")
+    datastore = pytest.importorskip("datastore")
+    client, name = bucket
+    staged = tmp_path / "staged"
+    for rel, data in SAVED_MODEL.items():
+        (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+        (staged / rel).write_bytes(data)
+    layout.write_marker(staged, {"name": "kvasir", "version": 1})
+    expected = _tree(staged)
+    store = datastore.open_store(f"s3://{name}/models", env={"SAGA_S3_ENDPOINT": s3_endpoint,
+                                                              "SAGA_S3_SECURE": "false", **CREDS})
+    layout.open_model_base(store).publish("kvasir", 1, staged)
+
+    dest = tmp_path / "models"
+    sync = sync_models.ModelSync(client, name, "models", "kvasir", dest, keep=2)
     assert sync.poll() == [1]
-    assert _tree(tmp_path / "kvasir" / "1") == SAVED_MODEL
-    assert not any((tmp_path / ".staging").iterdir())  # nothing left half-way
+    assert _tree(dest / "kvasir" / "1") == expected
+    assert not any((dest / ".staging").iterdir())  # nothing left half-way
+    assert sync.poll() == []  # already there
 
 
-def test_incomplete_version_never_reaches_tf_serving(bucket, tmp_path: Path) -> None:
+def test_a_version_without_its_marker_never_reaches_tf_serving(bucket, tmp_path: Path) -> None:
     client, name = bucket
-    _upload_version(client, name, 3, {"saved_model.pb": b"graph"})  # variables not uploaded yet
+    _upload_version(client, name, 3, SAVED_MODEL)  # the marker (uploaded last) is not there yet
     sync = sync_models.ModelSync(client, name, "models", "kvasir", tmp_path, keep=2)
-    for _ in range(3):
-        assert sync.poll() == []
+    assert sync.poll() == []
     assert sync.local_versions() == []
 
-    _upload_version(client, name, 3, {"variables/variables.index": b"i", "variables/variables.data-00000-of-00001": b"w"})
-    assert sync.poll() == []  # listing changed since the last poll
+    _upload_version(client, name, 3, _marker(sorted(SAVED_MODEL)))
     assert sync.poll() == [3]
-    assert (tmp_path / "kvasir" / "3" / "variables" / "variables.index").read_bytes() == b"i"
+    assert _tree(tmp_path / "kvasir" / "3") == {**SAVED_MODEL, **_marker(sorted(SAVED_MODEL))}
+
+
+@pytest.mark.parametrize("files", [
+    sorted(SAVED_MODEL) + ["variables/variables.data-00001-of-00002"],  # not uploaded
+    ["../../escape"],                                                    # outside the version
+    "saved_model.pb",                                                    # not a list
+])
+def test_a_bad_marker_is_skipped_and_leaves_nothing_behind(bucket, tmp_path: Path, files) -> None:
+    client, name = bucket
+    _upload_version(client, name, 4, {**SAVED_MODEL, **_marker(files)})
+    sync = sync_models.ModelSync(client, name, "models", "kvasir", tmp_path / "models", keep=2)
+    assert sync.poll() == []
+    assert sync.local_versions() == []
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []
 
 
 def test_old_versions_are_pruned_and_non_numeric_keys_ignored(bucket, tmp_path: Path) -> None:
     client, name = bucket
     for version in (1, 2, 10):
-        _upload_version(client, name, version, SAVED_MODEL)
-    _put(client, name, "models/kvasir/model_card.json", b"{}")
+        _upload_version(client, name, version, {**SAVED_MODEL, **_marker(sorted(SAVED_MODEL))})
     _put(client, name, "models/kvasir/latest/saved_model.pb", b"x")
     sync = sync_models.ModelSync(client, name, "models", "kvasir", tmp_path, keep=2)
-    sync.poll()
-    assert sync.poll() == [1, 2, 10]
-    assert sync.local_versions() == [2, 10]  # numeric order, not string order
+    assert sync.poll() == [2, 10]  # numeric order, not string order; 1 would be pruned at once
+    _upload_version(client, name, 11, {**SAVED_MODEL, **_marker(sorted(SAVED_MODEL))})
+    assert sync.poll() == [11]
+    assert sync.local_versions() == [10, 11]
 
 
 def test_settings_come_from_env_and_bad_values_are_named() -> None:
     settings = sync_models.s3_settings_from_env({"SAGA_S3_ENDPOINT": "https://minio.example:9000", **CREDS})
     assert (settings.endpoint, settings.secure) == ("minio.example:9000", True)
     assert "testing-secret" not in repr(settings)
+    plain = sync_models.s3_settings_from_env({"SAGA_S3_ENDPOINT": "minio:9000", **CREDS})
+    assert plain.secure  # like datastore: TLS unless the scheme or SAGA_S3_SECURE says otherwise
+    assert not sync_models.s3_settings_from_env({"SAGA_S3_ENDPOINT": "http://minio:9000", **CREDS}).secure
     with pytest.raises(sync_models.ConfigError, match="SAGA_S3_ENDPOINT"):
         sync_models.s3_settings_from_env(CREDS)
     with pytest.raises(sync_models.ConfigError, match="SAGA_S3_SECRET_KEY"):
@@ -111,8 +149,8 @@ def test_settings_come_from_env_and_bad_values_are_named() -> None:
 
 def test_main_runs_once_and_refuses_bad_config(bucket, s3_endpoint: str, tmp_path: Path, caplog) -> None:
     client, name = bucket
-    _upload_version(client, name, 7, SAVED_MODEL)
-    env = {"SAGA_S3_ENDPOINT": s3_endpoint, **CREDS}
+    _upload_version(client, name, 7, {**SAVED_MODEL, **_marker(sorted(SAVED_MODEL))})
+    env = {"SAGA_S3_ENDPOINT": s3_endpoint, "SAGA_S3_SECURE": "false", **CREDS}
     argv = ["--source", f"s3://{name}/models", "--model-name", "kvasir", "--dest", str(tmp_path),
             "--interval", "0.05", "--metrics-port", "0", "--once"]
     assert sync_models.main(argv, env) == 0
