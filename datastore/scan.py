@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +76,13 @@ def check_image(candidate: Candidate) -> CheckedImage | Skipped:
             with Image.open(io.BytesIO(data)) as image:
                 fmt = image.format or ""
                 image.load()  # verify() alone does not decode pixel data; truncation shows here
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+    except UnidentifiedImageError:
+        return Skipped(candidate.rel, "not a decodable image: unrecognized format")
+    except (OSError, SyntaxError, ValueError, EOFError,
             Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return Skipped(candidate.rel, f"not a decodable image: {exc}")
+        # Reasons go into the manifest, which must be byte-stable: no object addresses.
+        reason = re.sub(r" at 0x[0-9a-fA-F]+", "", str(exc)) or type(exc).__name__
+        return Skipped(candidate.rel, f"not a decodable image: {reason}")
     if fmt not in FORMAT_EXT:
         return Skipped(candidate.rel, f"unsupported image format {fmt or 'unknown'}")
     return CheckedImage(candidate=candidate, sha256=hashlib.sha256(data).hexdigest(),
