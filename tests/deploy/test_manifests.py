@@ -63,24 +63,46 @@ def test_schema_validation_rejects_a_misspelt_field(rendered) -> None:
         kv.validate(broken, K8S_VERSIONS[0], strict=True)
 
 
+def _assert_limited_and_locked_down(obj: Object) -> None:
+    spec = pod_spec(obj)
+    pod_security = spec.get("securityContext", {})
+    assert pod_security.get("runAsNonRoot") is True, obj["metadata"]["name"]
+    assert pod_security.get("runAsUser", 0) != 0, obj["metadata"]["name"]
+    assert pod_security.get("seccompProfile", {}).get("type") == "RuntimeDefault"
+    for container in containers(obj):
+        where = f"{obj['metadata']['name']}/{container['name']}"
+        resources = container.get("resources", {})
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{where}: {kind}"
+        security = container.get("securityContext", {})
+        assert security.get("allowPrivilegeEscalation") is False, where
+        assert security.get("readOnlyRootFilesystem") is True, where
+        assert security.get("capabilities", {}).get("drop") == ["ALL"], where
+        assert security.get("runAsUser", 1) != 0 and security.get("privileged") is not True, where
+
+
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_every_container_is_limited_and_locked_down(rendered, name: str) -> None:
     for obj in _workloads(rendered[name]):
-        spec = pod_spec(obj)
-        pod_security = spec.get("securityContext", {})
-        assert pod_security.get("runAsNonRoot") is True, obj["metadata"]["name"]
-        assert pod_security.get("runAsUser", 0) != 0, obj["metadata"]["name"]
-        assert pod_security.get("seccompProfile", {}).get("type") == "RuntimeDefault"
-        for container in containers(obj):
-            where = f"{obj['metadata']['name']}/{container['name']}"
-            resources = container.get("resources", {})
-            for kind in ("requests", "limits"):
-                assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{where}: {kind}"
-            security = container.get("securityContext", {})
-            assert security.get("allowPrivilegeEscalation") is False, where
-            assert security.get("readOnlyRootFilesystem") is True, where
-            assert security.get("capabilities", {}).get("drop") == ["ALL"], where
-            assert security.get("runAsUser", 1) != 0 and security.get("privileged") is not True, where
+        _assert_limited_and_locked_down(obj)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("filename", ["saga-cli.yaml", "secret.example.yaml"])
+def test_manifests_applied_by_hand_are_valid(filename: str, version: str) -> None:
+    kv.validate(yaml.safe_load((K8S / filename).read_text()), version, strict=True)
+
+
+def test_cli_pod_is_a_locked_down_client_with_the_shared_settings(rendered) -> None:
+    pod = yaml.safe_load((K8S / "saga-cli.yaml").read_text())
+    _assert_limited_and_locked_down(pod)
+    base = rendered["base"]
+    clients = _one(base, "NetworkPolicy", "clients")["spec"]["podSelector"]
+    assert _selects(clients, pod["metadata"]["labels"])
+    assert pod["metadata"]["namespace"] == _one(base, "Deployment", "optimizer")["metadata"]["namespace"]
+    config = _one(base, "ConfigMap", pod["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"])
+    grpc_port = next(p["port"] for p in _one(base, "Service", "optimizer")["spec"]["ports"] if p["name"] == "grpc")
+    assert config["data"]["SAGA_OPTIMIZER"] == f"optimizer:{grpc_port}"
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
