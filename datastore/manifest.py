@@ -109,8 +109,11 @@ class Manifest:
             raise ManifestError(f"{source}: format is {doc.get('format')!r}, expected {FORMAT!r}")
         try:
             classes = [str(c) for c in _field(doc, "classes", list, source)]
-            fractions = {str(k): float(v) for k, v in
-                         _field(doc, "split_fractions", dict, source).items()}
+            raw_fractions = _field(doc, "split_fractions", dict, source)
+            # JSON keys are stored sorted; give the splits back in their natural order.
+            fractions = {str(k): float(v) for k, v in sorted(
+                raw_fractions.items(),
+                key=lambda kv: (SPLIT_NAMES.index(kv[0]) if kv[0] in SPLIT_NAMES else 99, kv[0]))}
             items = [Item(**_item_fields(raw)) for raw in _field(doc, "items", list, source)]
             skipped = [Skipped(**raw) for raw in doc.get("skipped", [])]
             seed = int(_field(doc, "seed", int, source))
