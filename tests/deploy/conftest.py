@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,24 +13,16 @@ REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    """``host:port`` of a moto S3 server on loopback, for the real minio client."""
-    from moto.server import ThreadedMotoServer
+    """``host:port`` of a real S3 server (moto) on loopback, for the real minio client."""
+    from tests.s3server import start_s3_server
 
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    endpoint, stop = start_s3_server()
     try:
-        yield f"127.0.0.1:{port}"
+        yield endpoint
     finally:
-        server.stop()
+        stop()
 
 
 # The kustomizations a user applies (overlays) and the base they share.

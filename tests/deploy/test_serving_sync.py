@@ -14,7 +14,9 @@ from minio import Minio
 
 from .conftest import K8S
 
-CREDS = {"SAGA_S3_ACCESS_KEY": "testing", "SAGA_S3_SECRET_KEY": "testing-secret"}
+from tests.s3server import ACCESS_KEY, SECRET_KEY
+
+CREDS = {"SAGA_S3_ACCESS_KEY": ACCESS_KEY, "SAGA_S3_SECRET_KEY": SECRET_KEY}
 
 
 def _load_sync() -> ModuleType:
@@ -133,7 +135,7 @@ def test_old_versions_are_pruned_and_non_numeric_keys_ignored(bucket, tmp_path: 
 def test_settings_come_from_env_and_bad_values_are_named() -> None:
     settings = sync_models.s3_settings_from_env({"SAGA_S3_ENDPOINT": "https://minio.example:9000", **CREDS})
     assert (settings.endpoint, settings.secure) == ("minio.example:9000", True)
-    assert "testing-secret" not in repr(settings)
+    assert SECRET_KEY not in repr(settings)
     plain = sync_models.s3_settings_from_env({"SAGA_S3_ENDPOINT": "minio:9000", **CREDS})
     assert plain.secure  # like datastore: TLS unless the scheme or SAGA_S3_SECURE says otherwise
     assert not sync_models.s3_settings_from_env({"SAGA_S3_ENDPOINT": "http://minio:9000", **CREDS}).secure
@@ -155,7 +157,7 @@ def test_main_runs_once_and_refuses_bad_config(bucket, s3_endpoint: str, tmp_pat
             "--interval", "0.05", "--metrics-port", "0", "--once"]
     assert sync_models.main(argv, env) == 0
     assert (tmp_path / "kvasir" / "7" / "saved_model.pb").is_file()
-    assert "testing-secret" not in caplog.text
+    assert SECRET_KEY not in caplog.text
 
     assert sync_models.main(argv[:3] + ["../x"] + argv[4:], env) == 2
     assert "--model-name" in caplog.text
