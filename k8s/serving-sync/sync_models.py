@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
         log.error("%s", exc)
         return 2
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if not args.once:  # a one-shot run keeps the caller's signal handling
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.metrics_port:
         start_http_server(args.metrics_port)
     log.info("syncing %s/%s from %s (%r) into %s", args.source, args.model_name, bucket, settings,
@@ -236,6 +237,8 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
         except (S3Error, HTTPError, OSError, ValueError) as exc:  # a poll failing must not end the sidecar
             ERRORS.inc()
             log.warning("poll failed, retrying in %.0fs: %s", args.interval, exc)
+            if args.once:
+                return 1
         if args.once:
             break
         stop.wait(args.interval)
