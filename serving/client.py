@@ -1,0 +1,135 @@
+"""Frame clients of a TF Serving endpoint (gRPC or REST), and the per-stream latency summary.
+
+Every call has a deadline: a stalled server costs one frame, never a hung client.
+"""
+from __future__ import annotations
+
+import base64
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import grpc
+import requests
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+# 25 fps leaves 40 ms a frame; a call slower than 2 s is useless for live video and must not
+# block the stream.
+DEFAULT_TIMEOUT_S = 2.0
+
+
+class ClassifyError(RuntimeError):
+    """The server refused or failed one frame."""
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The top-1 answer for one frame."""
+
+    index: int
+    label: str
+    probability: float
+    latency_s: float
+    version: int
+
+
+class GrpcFrameClient:
+    """Classifies encoded frames with PredictionService.Predict (the default signature)."""
+
+    def __init__(self, address: str, model: str, *, version: int | None = None,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self._channel = grpc.insecure_channel(address)
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._spec = (model, version)
+        self.timeout_s = timeout_s
+
+    def classify(self, image: bytes) -> tuple[str, float, int]:
+        """(label, probability, version) of one JPEG/PNG image."""
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self._spec[0]
+        if self._spec[1] is not None:
+            request.model_spec.version.value = self._spec[1]
+        request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto([image]))
+        request.output_filter.extend(["classes", "scores"])
+        try:
+            response = self._stub.Predict(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise ClassifyError(f"{exc.code().name}: {exc.details()}") from exc
+        label = tf.make_ndarray(response.outputs["classes"])[0].decode()
+        return label, float(tf.make_ndarray(response.outputs["scores"])[0]), response.model_spec.version.value
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class RestFrameClient:
+    """Classifies encoded frames with TF Serving's REST :predict, on one keep-alive connection."""
+
+    def __init__(self, address: str, model: str, *, version: int | None = None,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        path = f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "")
+        self._url = f"http://{address}{path}:predict"
+        self._session = requests.Session()
+        self.timeout_s = timeout_s
+
+    def classify(self, image: bytes) -> tuple[str, float, int]:
+        """(label, probability, version) of one JPEG/PNG image; version is 0 (REST does not say)."""
+        body = {"instances": [{"b64": base64.b64encode(image).decode()}]}
+        try:
+            response = self._session.post(self._url, json=body, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise ClassifyError(str(exc)) from exc
+        if response.status_code != 200:
+            raise ClassifyError(f"HTTP {response.status_code}: {_error_of(response)}")
+        prediction = response.json()["predictions"][0]
+        return prediction["classes"], float(prediction["scores"]), 0
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _error_of(response: requests.Response) -> str:
+    try:
+        return str(response.json().get("error", response.text))
+    except ValueError:
+        return response.text[:200]
+
+
+@dataclass
+class StreamStats:
+    """Latencies and labels of a frame stream, for the end-of-stream summary."""
+
+    target_fps: float
+    results: list[FrameResult] = field(default_factory=list)
+    failures: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, result: FrameResult) -> None:
+        self.results.append(result)
+
+    def summary(self) -> dict[str, object]:
+        """p50/p95 latency (ms), achieved fps against the target, class counts, failures."""
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        latencies = sorted(r.latency_s * 1000 for r in self.results)
+        frames = len(self.results) + self.failures
+        fps = frames / elapsed
+        return {
+            "frames": frames,
+            "failures": self.failures,
+            "p50_ms": _percentile(latencies, 50),
+            "p95_ms": _percentile(latencies, 95),
+            "fps": fps,
+            "target_fps": self.target_fps,
+            "real_time": fps >= self.target_fps and self.failures == 0,
+            "classes": dict(Counter(r.label for r in self.results).most_common()),
+        }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
