@@ -400,7 +400,7 @@ class OptimizerCore:
     def _proposer(self, study_id: str, phase: int, spec: StudySpec, params) -> Proposer:
         key = (study_id, phase)
         if key not in self._proposers:
-            self._proposers[key] = make_proposer(params, seed=derive_seed(spec.seed, study_id, phase),
+            self._proposers[key] = make_proposer(params, seed=derive_seed(spec.seed, phase),
                                                  initial_points=spec.budget.initial_points,
                                                  random_only=strategies.uses_random_proposals(spec))
         return self._proposers[key]

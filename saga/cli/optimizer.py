@@ -1,0 +1,23 @@
+"""``saga optimizer``: the optimizer gRPC service (container entry point)."""
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default=os.environ.get("SAGA_OPTIMIZER_HOST", "0.0.0.0"),
+                   help="address to listen on (env SAGA_OPTIMIZER_HOST, default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("SAGA_OPTIMIZER_PORT", "50051")),
+                   help="gRPC port (env SAGA_OPTIMIZER_PORT, default 50051; 0 picks a free one)")
+    p.add_argument("--db", default=os.environ.get("SAGA_DB", ".saga/optimizer.db"),
+                   help="SQLite database path (env SAGA_DB, default .saga/optimizer.db)")
+    p.add_argument("--metrics-port", type=int, default=int(os.environ.get("SAGA_METRICS_PORT", "9090")),
+                   help="Prometheus metrics port (env SAGA_METRICS_PORT, default 9090; -1 disables)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from optimizer_svc.server import serve
+    serve(host=args.host, port=args.port, db=args.db,
+          metrics_port=None if args.metrics_port < 0 else args.metrics_port)
+    return 0
