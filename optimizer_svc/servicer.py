@@ -180,12 +180,13 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
             self._ok("WatchStudy")
             yield self._event("snapshot", request.study_id, "")
             while context.is_active():
-                if self.core.get_study(request.study_id).state != ACTIVE:
-                    yield self._event("study_finished", request.study_id, "")
-                    return
                 try:
                     ev = events.get(timeout=0.5)
                 except queue.Empty:
+                    # Every event is sent before the end of the study is.
+                    if self.core.get_study(request.study_id).state != ACTIVE:
+                        yield self._event("study_finished", request.study_id, "")
+                        return
                     continue
                 if ev.kind != "study_finished":
                     yield self._event(ev.kind, ev.study_id, ev.trial_id)
