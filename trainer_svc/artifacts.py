@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from datastore.store import ObjectStore
+from datastore.store import ObjectNotFound, ObjectStore
 from trainer_svc.errors import InvalidTask
 
 StoreOpener = Callable[[str], ObjectStore]
@@ -27,7 +27,10 @@ def download_object(open_store: StoreOpener, uri: str, dest_dir: Path, field: st
         raise InvalidTask(field, f"{uri!r} is not an object URI (store/prefix/name)")
     dest_dir.mkdir(parents=True, exist_ok=True)
     local = dest_dir / name
-    open_store(parent).get_file(name, local)
+    try:
+        open_store(parent).get_file(name, local)
+    except ObjectNotFound:
+        raise InvalidTask(field, f"no object at {uri!r}") from None
     return local
 
 

@@ -44,7 +44,9 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int],
             "precision": float(precision[i]), "recall": float(recall[i]),
             "specificity": tn / (tn + fp) if tn + fp else 0.0,
             "accuracy": (tp + tn) / total if total else 0.0,
-            "mcc": float(matthews_corrcoef(y_true == i, y_pred == i)) if total else 0.0,
+            # An empty marginal makes MCC 0/0; scikit-learn returns 0 for it, but warns.
+            "mcc": float(matthews_corrcoef(y_true == i, y_pred == i))
+            if (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) else 0.0,
             "f1": float(f1[i]), "support": int(support[i]),
         }
     macro = {m: float(np.mean([c[m] for c in per_class.values()]))

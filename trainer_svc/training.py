@@ -7,6 +7,7 @@ Artifacts under ``work_dir``: ``model.keras`` (best epoch by the objective, over
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 from collections.abc import Sequence
@@ -86,14 +87,13 @@ def train(model: keras.Model, steps: Sequence[StepSpec], train_ds: tf.data.Datas
             best_ckpt,
             _StepTag(step.name),
             keras.callbacks.CSVLogger(str(result.history_csv), append=True),
-            keras.callbacks.TensorBoard(log_dir=str(result.tensorboard_dir / step.name),
-                                        write_graph=False, profile_batch=0),
+            *_tensorboard(result.tensorboard_dir / step.name),
         ]
         log.info("step %s: %s lr=%g, %d epochs, layers from %d trainable",
                  step.name, step.optimizer, step.learning_rate, step.max_epochs, first)
         try:
             history = model.fit(train_ds, validation_data=val_ds, epochs=step.max_epochs,
-                                callbacks=callbacks, verbose=0)
+                                callbacks=callbacks, verbose=0, shuffle=False)
         except tf.errors.ResourceExhaustedError as exc:
             raise InfeasibleTrial(f"out of memory in step {step.name}: {exc.message[:200]}") from None
         epochs = _epochs(history.history)
@@ -112,6 +112,15 @@ def train(model: keras.Model, steps: Sequence[StepSpec], train_ds: tf.data.Datas
     if best_ckpt.best is not None and (work_dir / "model.keras").exists():
         result.checkpoint = work_dir / "model.keras"
     return result
+
+
+def _tensorboard(log_dir: Path) -> list[keras.callbacks.Callback]:
+    """TensorBoard logging when the tensorboard package is installed; a trial never fails
+    for want of its logs."""
+    if importlib.util.find_spec("tensorboard") is None:
+        log.warning("tensorboard is not installed; no TensorBoard logs for this trial")
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0)]
 
 
 def _epochs(history: dict[str, list[Any]]) -> list[dict[str, float]]:

@@ -86,7 +86,7 @@ def reporter() -> ScriptedReporter:
     return ScriptedReporter()
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")
 def scripted() -> type[ScriptedReporter]:
     """The ScriptedReporter class, for tests that script decisions."""
     return ScriptedReporter
