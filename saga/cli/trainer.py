@@ -1,0 +1,58 @@
+"""``saga trainer``: a worker that leases trials from the optimizer and trains them (container entry point)."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    p.add_argument("--optimizer", default=env("SAGA_OPTIMIZER", "localhost:50051"),
+                   help="optimizer HOST:PORT (env SAGA_OPTIMIZER, default localhost:50051)")
+    p.add_argument("--store", default=env("SAGA_STORE", ".saga/store"),
+                   help="object store for artifacts: s3://bucket/prefix or a directory (env SAGA_STORE, "
+                        "default .saga/store); S3 credentials come from SAGA_S3_* variables")
+    p.add_argument("--cache-dir", default=env("SAGA_CACHE_DIR", ".saga/cache"),
+                   help="local dataset cache, shareable by workers of one node (env SAGA_CACHE_DIR)")
+    p.add_argument("--work-dir", default=env("SAGA_WORK_DIR", ".saga/work"),
+                   help="scratch space for checkpoints and logs (env SAGA_WORK_DIR)")
+    p.add_argument("--worker-id", default=env("SAGA_WORKER_ID", f"{socket.gethostname()}-{os.getpid()}"),
+                   help="name shown in the optimizer's records (env SAGA_WORKER_ID, default host-pid)")
+    p.add_argument("--study", default=env("SAGA_STUDY", ""), help="only run trials of this study")
+    p.add_argument("--metrics-port", type=int, default=int(env("SAGA_METRICS_PORT", "-1")),
+                   help="Prometheus metrics port (env SAGA_METRICS_PORT; -1, the default, disables)")
+    p.add_argument("--max-trials", type=int, default=None, help="exit after this many trials")
+    p.add_argument("--exit-when-idle", action="store_true", help="exit when no trial comes within --lease-wait")
+    p.add_argument("--lease-wait", type=float, default=10.0, help="seconds one LeaseTrial call waits (max 60)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server
+
+    from optimizer_svc.client import OptimizerClient
+    from trainer_svc.worker import Worker, WorkerMetrics
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        print(f"trainer {args.worker_id}: signal {signum}, handing back the current trial", file=sys.stderr, flush=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    metrics = WorkerMetrics()
+    if args.metrics_port >= 0:
+        start_http_server(args.metrics_port, registry=metrics.registry)
+    with OptimizerClient(args.optimizer) as client:
+        worker = Worker(client, args.store, worker_id=args.worker_id, cache_dir=Path(args.cache_dir),
+                        work_dir=Path(args.work_dir), study_id=args.study, lease_wait=args.lease_wait,
+                        metrics=metrics, stop=stop)
+        print(f"trainer {args.worker_id} working for {args.optimizer}", flush=True)
+        n = worker.run(max_trials=args.max_trials, exit_when_idle=args.exit_when_idle)
+    print(f"trainer {args.worker_id}: ran {n} trial(s)", flush=True)
+    return 0

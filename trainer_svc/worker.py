@@ -1,0 +1,177 @@
+"""The trainer worker loop: lease a trial, run it, complete it, lease the next.
+
+Stateless: everything a trial needs comes with its lease (the task) or from the object store, so
+any number of workers on any number of machines can serve one optimizer. The training code knows
+nothing of leases; :class:`LeaseReporter` turns its per-epoch reports into ReportProgress calls.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from datastore import open_store
+from optimizer_svc.client import OptimizerClient
+from optimizer_svc.errors import FailedPrecondition, NotFound
+
+from .errors import InfeasibleTrial, InvalidTask
+from .progress import Decision
+from .runner import run_task
+from .task import parse_task
+
+log = logging.getLogger(__name__)
+
+
+class ShutdownRequested(Exception):
+    """The worker was asked to stop (SIGTERM) while a trial was running."""
+
+
+class LeaseLost(Exception):
+    """The optimizer no longer counts this worker as the trial's holder."""
+
+
+class LeaseReporter:
+    """A Reporter over the optimizer's ReportProgress, checking for shutdown on every batch."""
+
+    def __init__(self, client: OptimizerClient, trial_id: str, lease_id: str, stop: threading.Event,
+                 heartbeat_every_s: float):
+        self.client, self.trial_id, self.lease_id, self.stop = client, trial_id, lease_id, stop
+        self.heartbeat_every_s = heartbeat_every_s
+        self._last = time.monotonic()
+
+    def report(self, step: str, epoch: int, metrics: dict[str, float]) -> Decision:
+        self._check_stop()
+        decision, reason = self._call(self.client.report_progress, step, epoch, metrics)
+        self._last = time.monotonic()
+        if reason:
+            log.info("%s: optimizer says %s (%s)", self.trial_id, decision, reason)
+        return Decision(decision)
+
+    def heartbeat(self) -> None:
+        self._check_stop()  # called every batch (heartbeat_every_s=0 in the callback): SIGTERM acts fast
+        if time.monotonic() - self._last >= self.heartbeat_every_s:
+            self._call(self.client.heartbeat)
+            self._last = time.monotonic()
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise ShutdownRequested("worker shutting down (SIGTERM); trial handed back")
+
+    def _call(self, fn: Callable, *args: Any) -> tuple[str, str]:
+        try:
+            return fn(self.trial_id, self.lease_id, *args)
+        except (FailedPrecondition, NotFound) as e:
+            raise LeaseLost(str(e)) from None
+
+
+@dataclass
+class WorkerMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.trials = Counter("saga_trainer_trials", "Trials finished by this worker, by outcome", ["outcome"],
+                              registry=r)
+        self.trial_seconds = Histogram("saga_trainer_trial_seconds", "Wall time of one trial",
+                                       buckets=(10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400), registry=r)
+        self.busy = Gauge("saga_trainer_busy", "1 while a trial runs", registry=r)
+
+
+class Worker:
+    def __init__(self, client: OptimizerClient, store_uri: str, *, worker_id: str, cache_dir: Path, work_dir: Path,
+                 study_id: str = "", lease_wait: float = 10.0, metrics: WorkerMetrics | None = None,
+                 stop: threading.Event | None = None):
+        self.client, self.store_uri, self.worker_id = client, store_uri.rstrip("/"), worker_id
+        self.cache_dir, self.work_dir, self.study_id, self.lease_wait = cache_dir, work_dir, study_id, lease_wait
+        self.metrics = metrics or WorkerMetrics()
+        self.stop = stop or threading.Event()
+
+    def run(self, max_trials: int | None = None, exit_when_idle: bool = False) -> int:
+        """Runs trials until stopped (or ``max_trials``); returns how many it ran."""
+        done = 0
+        while not self.stop.is_set() and (max_trials is None or done < max_trials):
+            got = self.client.lease_trial(self.worker_id, study_id=self.study_id, wait=self.lease_wait)
+            if got is None:
+                if exit_when_idle:
+                    break
+                continue
+            self.run_one(*got)
+            done += 1
+        return done
+
+    def run_one(self, trial, lease) -> str:
+        """Runs one leased trial and completes it; returns the outcome sent (or 'lost')."""
+        started = time.monotonic()
+        self.metrics.busy.set(1)
+        log.info("trial %s (attempt %d): %s", trial.id, trial.attempt, _describe(trial))
+        try:
+            outcome, metrics, artifacts, error = self._execute(trial, lease)
+        finally:
+            self.metrics.busy.set(0)
+        if outcome == "lost":
+            self.metrics.trials.labels("lost").inc()
+            return outcome
+        try:
+            self.client.complete_trial(trial.id, lease.id, outcome, metrics=metrics, artifacts=artifacts,
+                                       error=error[:8000])
+        except (FailedPrecondition, NotFound) as e:
+            log.warning("trial %s: completion refused (%s); the optimizer re-ran or dropped it", trial.id, e)
+            outcome = "lost"
+        self.metrics.trials.labels(outcome.lower()).inc()
+        self.metrics.trial_seconds.observe(time.monotonic() - started)
+        log.info("trial %s: %s in %.1fs%s", trial.id, outcome, time.monotonic() - started,
+                 f" ({error.splitlines()[0]})" if error else "")
+        return outcome
+
+    def _execute(self, trial, lease) -> tuple[str, dict[str, float], dict[str, str], str]:
+        try:
+            raw = json.loads(trial.task_json)
+            raw["artifacts_uri"] = self._resolve(raw.get("artifacts_uri", f"trials/{trial.id}"))
+            task = parse_task(raw)
+        except (InvalidTask, ValueError) as e:
+            return "INFEASIBLE", {}, {}, f"invalid task: {e}"
+        reporter = LeaseReporter(self.client, trial.id, lease.id, self.stop,
+                                 heartbeat_every_s=_heartbeat_interval(lease))
+        work = self.work_dir / trial.id / f"attempt-{trial.attempt}"
+        try:
+            result = run_task(task, open_store, reporter, self.cache_dir, work, heartbeat_every_s=0.0)
+        except LeaseLost as e:
+            log.warning("trial %s: lease lost (%s); dropping it", trial.id, e)
+            return "lost", {}, {}, ""
+        except ShutdownRequested as e:
+            return "FAILED", {}, {}, str(e)
+        except InfeasibleTrial as e:
+            return "INFEASIBLE", {}, {}, str(e)
+        except (InvalidTask, ValueError) as e:  # a task that cannot run as given (bad weights, data)
+            return "INFEASIBLE", {}, {}, f"{type(e).__name__}: {e}"
+        except Exception as e:  # anything else may pass on another attempt
+            log.exception("trial %s failed", trial.id)
+            return "FAILED", {}, {}, f"{type(e).__name__}: {e}\n{traceback.format_exc()[-3000:]}"
+        metrics = {k: float(v) for k, v in result.metrics.items()}
+        if result.objective_value is not None:
+            metrics.setdefault(task.objective.metric, float(result.objective_value))
+        return "SUCCEEDED", metrics, dict(result.artifacts), ""
+
+    def _resolve(self, uri: str) -> str:
+        """Artifact locations relative to the study are put under this worker's store."""
+        if "://" in uri or uri.startswith("/"):
+            return uri
+        return f"{self.store_uri}/{uri}"
+
+
+def _heartbeat_interval(lease) -> float:
+    """A quarter of the lease, so three heartbeats can be lost before the lease expires."""
+    remaining = lease.deadline.ToSeconds() - time.time() if lease.deadline.seconds else 60.0
+    return max(1.0, min(60.0, remaining / 4))
+
+
+def _describe(trial) -> str:
+    from optimizer_svc.client import parameters
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(parameters(trial).items()))
