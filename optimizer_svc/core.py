@@ -249,7 +249,7 @@ class OptimizerCore:
             now = self.clock()
             fields: dict[str, Any] = dict(lease_id="", lease_deadline=0.0, last_lease_id=lease_id, completion_key=key,
                                           metrics_json=json.dumps(metrics), artifacts_json=json.dumps(artifacts),
-                                          error=error)
+                                          error=error or t.error)  # keep why an earlier attempt failed
             if outcome == "SUCCEEDED":
                 value = self._objective_value(t, spec, metrics)
                 if value is None:

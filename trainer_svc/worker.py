@@ -13,7 +13,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -38,37 +38,55 @@ class LeaseLost(Exception):
 
 
 class LeaseReporter:
-    """A Reporter over the optimizer's ReportProgress, checking for shutdown on every batch."""
+    """A Reporter over the optimizer's ReportProgress.
+
+    A background thread heartbeats for the whole trial (dataset sync and model building included,
+    which no Keras callback sees); the training callbacks only check, every batch, whether the
+    worker is shutting down or the lease was lost, so both act within one batch.
+    """
 
     def __init__(self, client: OptimizerClient, trial_id: str, lease_id: str, stop: threading.Event,
                  heartbeat_every_s: float):
         self.client, self.trial_id, self.lease_id, self.stop = client, trial_id, lease_id, stop
         self.heartbeat_every_s = heartbeat_every_s
-        self._last = time.monotonic()
+        self.lost: str = ""
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{trial_id}", daemon=True)
+
+    def __enter__(self) -> "LeaseReporter":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.heartbeat_every_s):
+            try:
+                self.client.heartbeat(self.trial_id, self.lease_id)
+            except (FailedPrecondition, NotFound) as e:
+                self.lost = str(e)
+                return
+            except Exception as e:  # the optimizer may be restarting: keep trying until the lease says no
+                log.warning("%s: heartbeat failed: %s", self.trial_id, e)
 
     def report(self, step: str, epoch: int, metrics: dict[str, float]) -> Decision:
-        self._check_stop()
-        decision, reason = self._call(self.client.report_progress, step, epoch, metrics)
-        self._last = time.monotonic()
+        self.heartbeat()
+        try:
+            decision, reason = self.client.report_progress(self.trial_id, self.lease_id, step, epoch, metrics)
+        except (FailedPrecondition, NotFound) as e:
+            raise LeaseLost(str(e)) from None
         if reason:
             log.info("%s: optimizer says %s (%s)", self.trial_id, decision, reason)
         return Decision(decision)
 
     def heartbeat(self) -> None:
-        self._check_stop()  # called every batch (heartbeat_every_s=0 in the callback): SIGTERM acts fast
-        if time.monotonic() - self._last >= self.heartbeat_every_s:
-            self._call(self.client.heartbeat)
-            self._last = time.monotonic()
-
-    def _check_stop(self) -> None:
+        """Called by the training callback every batch: only checks, the thread does the talking."""
         if self.stop.is_set():
             raise ShutdownRequested("worker shutting down (SIGTERM); trial handed back")
-
-    def _call(self, fn: Callable, *args: Any) -> tuple[str, str]:
-        try:
-            return fn(self.trial_id, self.lease_id, *args)
-        except (FailedPrecondition, NotFound) as e:
-            raise LeaseLost(str(e)) from None
+        if self.lost:
+            raise LeaseLost(self.lost)
 
 
 @dataclass
@@ -137,11 +155,11 @@ class Worker:
             task = parse_task(raw)
         except (InvalidTask, ValueError) as e:
             return "INFEASIBLE", {}, {}, f"invalid task: {e}"
-        reporter = LeaseReporter(self.client, trial.id, lease.id, self.stop,
-                                 heartbeat_every_s=_heartbeat_interval(lease))
         work = self.work_dir / trial.id / f"attempt-{trial.attempt}"
         try:
-            result = run_task(task, open_store, reporter, self.cache_dir, work, heartbeat_every_s=0.0)
+            with LeaseReporter(self.client, trial.id, lease.id, self.stop,
+                               heartbeat_every_s=_heartbeat_interval(lease)) as reporter:
+                result = run_task(task, open_store, reporter, self.cache_dir, work, heartbeat_every_s=0.0)
         except LeaseLost as e:
             log.warning("trial %s: lease lost (%s); dropping it", trial.id, e)
             return "lost", {}, {}, ""

@@ -1,0 +1,161 @@
+"""The whole training side for real: the optimizer process, two `saga trainer` processes, an S3 server
+(moto, reached with the real minio client), a tiny synthetic dataset, a small backbone, real TensorFlow."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from datastore import open_store
+from datastore.synth import synthesize
+from datastore.upload import upload_dataset
+from optimizer_svc.client import OptimizerClient
+from saga.v1 import optimizer_pb2 as pb
+from tests.optimizer.conftest import start_optimizer_process
+from tests.s3server import s3_env, start_s3_server
+
+pytestmark = pytest.mark.slow
+
+
+def spec(strategy: str, dataset: str, trials: int = 1, **over) -> dict:
+    s = {"name": f"e2e-{strategy}", "dataset": {"uri": dataset}, "strategy": strategy,
+         "model": {"weights": None, "image_size": 32},
+         "search_space": {"backbone": {"type": "categorical", "values": ["VGG16"]},
+                          "optimizer": {"type": "categorical", "values": ["Adam", "RMSprop"]},
+                          "learning_rate": {"type": "float", "low": 1e-3, "high": 3e-2, "scale": "log"}},
+         "budget": {"trials_per_phase": trials, "initial_points": 2, "parallel_trials": 2, "max_attempts": 3},
+         "training": {"head_epochs": 1, "finetune_epochs": 1, "batch_size": 8},
+         "seed": 3}
+    s.update(over)
+    return s
+
+
+class Cluster:
+    def __init__(self, tmp: Path, env: dict[str, str]):
+        self.tmp, self.env = tmp, env
+        self.optimizer, self.target = start_optimizer_process(tmp / "opt.db", tmp / "optimizer.log")
+        self.trainers: list[subprocess.Popen] = []
+        self.client = OptimizerClient(self.target)
+
+    def add_trainer(self, name: str) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "a")
+        p = subprocess.Popen([sys.executable, "-m", "saga.cli.main", "trainer", "--optimizer", self.target,
+                              "--store", "s3://saga", "--cache-dir", str(self.tmp / "cache"),
+                              "--work-dir", str(self.tmp / name), "--worker-id", name, "--lease-wait", "2"],
+                             stdout=log, stderr=log, env=self.env)
+        self.trainers.append(p)
+        return p
+
+    def run_study(self, s: dict, timeout: float = 420) -> pb.Study:
+        study = self.client.create_study(s)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            study = self.client.get_study(study.id)
+            if study.state != pb.STUDY_ACTIVE:
+                return study
+            assert any(p.poll() is None for p in self.trainers), self.logs()
+            time.sleep(0.5)
+        raise AssertionError(f"study {study.id} did not finish in {timeout}s\n{self.logs()}")
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {f.name}\n{f.read_text()[-3000:]}" for f in sorted(self.tmp.glob("*.log")))
+
+    def close(self) -> None:
+        for p in [*self.trainers, self.optimizer]:
+            if p.poll() is None:
+                p.terminate()
+        for p in [*self.trainers, self.optimizer]:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.client.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    endpoint, stop_s3 = start_s3_server()
+    env = {**os.environ, **s3_env(endpoint), "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "CUDA_VISIBLE_DEVICES": ""}
+    saved = dict(os.environ)
+    os.environ.update(s3_env(endpoint))
+    synthesize(tmp / "images", classes=3, per_class=16, size=32, seed=1, corrupt=2)
+    manifest = upload_dataset(tmp / "images", open_store("s3://saga/datasets/synth"), seed=1)
+    assert len(manifest.skipped) == 2  # corrupt files are reported and left out
+    c = Cluster(tmp, env)
+    c.add_trainer("trainer-a")
+    c.add_trainer("trainer-b")
+    yield c
+    c.close()
+    stop_s3()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_shared_study_with_its_layer_phase_completes_with_artifacts(cluster):
+    study = cluster.run_study(spec("shared", "s3://saga/datasets/synth", trials=2))
+    assert study.state == pb.STUDY_COMPLETED, study.message + cluster.logs()
+    trials = cluster.client.list_trials(study.id)
+    assert [t.phase for t in trials] == [0, 0, 1, 1]
+    assert {t.worker_id for t in trials} <= {"trainer-a", "trainer-b"}
+    best = cluster.client.best_trial(study.id)
+    for name in ("checkpoint", "head_checkpoint", "history", "metrics"):
+        assert name in best.artifacts or best.phase == 1 and name == "head_checkpoint"
+    store = open_store("s3://saga")
+    key = best.artifacts["metrics"].removeprefix("s3://saga/")
+    report = json.loads(store.get_bytes(key))
+    assert key.startswith(f"studies/{study.id}/trials/{best.id}/")
+    assert set(report["evaluation"]) == {"validation", "test"}
+    assert len(report["evaluation"]["test"]["confusion_matrix"]) == 3
+    for m in ("val_accuracy", "test_accuracy", "val_mcc", "test_macro_f1", "base_layers"):
+        assert m in best.metrics
+    assert best.value == pytest.approx(max(m.metrics["val_accuracy"] for m in best.measurements))
+    # the layer phase started from the best search trial's head checkpoint and fine-tuned only
+    layer = [t for t in trials if t.phase == 1]
+    task = json.loads(layer[0].task_json)
+    search_best = cluster.client.best_trial(study.id, phase=0)
+    assert task["start_from"]["uri"] == search_best.artifacts["head_checkpoint"]
+    assert [s["name"] for s in task["steps"]] == ["finetune"]
+    assert all(0 <= t.parameters["delimiting_layer"].int_value < search_best.metrics["base_layers"] for t in layer)
+
+
+@pytest.mark.parametrize("strategy", ["separate", "separate_steps", "joint", "random"])
+def test_every_other_strategy_runs(cluster, strategy):
+    study = cluster.run_study(spec(strategy, "s3://saga/datasets/synth", trials=1))
+    assert study.state == pb.STUDY_COMPLETED, study.message + cluster.logs()
+    states = {t.state for t in cluster.client.list_trials(study.id)}
+    assert states <= {pb.TRIAL_SUCCEEDED, pb.TRIAL_STOPPED_EARLY}
+
+
+def test_a_trainer_killed_mid_trial_is_replaced_by_the_other(cluster):
+    s = spec("joint", "s3://saga/datasets/synth", trials=1, lease={"timeout_seconds": 6},
+             training={"head_epochs": 6, "finetune_epochs": 1, "batch_size": 8})
+    s["stopping"] = {"nonconvergence": {"enabled": False}, "early_stopping": {"enabled": False}}
+    study = cluster.client.create_study(s)
+    deadline = time.monotonic() + 180
+    victim = None
+    while victim is None and time.monotonic() < deadline:
+        for t in cluster.client.list_trials(study.id):
+            if t.state == pb.TRIAL_RUNNING and cluster.client.get_trial(t.id).measurements:
+                victim = t
+        time.sleep(0.2)
+    assert victim is not None, cluster.logs()
+    index = ["trainer-a", "trainer-b"].index(victim.worker_id)
+    cluster.trainers[index].send_signal(signal.SIGKILL)
+    cluster.trainers[index].wait(timeout=10)
+    while time.monotonic() < deadline + 240:
+        study = cluster.client.get_study(study.id)
+        if study.state != pb.STUDY_ACTIVE:
+            break
+        time.sleep(0.5)
+    assert study.state == pb.STUDY_COMPLETED, study.message + cluster.logs()
+    trial = cluster.client.get_trial(victim.id)
+    assert trial.attempt == 2 and trial.worker_id != victim.worker_id and "expired" in trial.error
+    assert {m.attempt for m in trial.measurements} == {1, 2}
