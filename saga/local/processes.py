@@ -1,0 +1,166 @@
+"""A small supervisor of local service processes: start, wait until ready, watch, stop them all.
+
+Every child runs in its own session (process group), so stopping it reaches anything it spawned
+too; SIGTERM first (the services hand back leases and close cleanly), SIGKILL for stragglers.
+Each child's stdout and stderr go to one log file, which is also where readiness is read from.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+
+class ProcessError(RuntimeError):
+    """A child did not start, or died; the message names it and quotes its last log lines."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (for services that cannot report the port they bound)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    """The last ``lines`` lines of a log file ('' when it does not exist)."""
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(deque(f, maxlen=lines))
+    except OSError:
+        return ""
+
+
+@dataclass
+class Child:
+    """One supervised process."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    proc: subprocess.Popen
+    tier: int = 0                  # stop order: higher tiers stop (and are waited for) first
+    ready: re.Match | None = None  # the log line's match that said the service is up
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def describe_death(self) -> str:
+        code = self.proc.returncode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+        last = tail(self.log).rstrip()
+        return f"{self.name} (pid {self.pid}) {how}; last lines of {self.log}:\n{_indent(last) or '  (empty log)'}"
+
+
+@dataclass
+class Supervisor:
+    """Starts children, watches them, stops them all. Use as a context manager so that an error
+    anywhere still stops what was started."""
+
+    log_dir: Path
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    stop_timeout_s: float = 15.0
+    children: list[Child] = field(default_factory=list)
+
+    def __enter__(self) -> "Supervisor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+
+    def start(self, name: str, argv: Sequence[str], *, ready: str | None = None, tier: int = 0,
+              ready_timeout_s: float = 120.0, extra_env: Mapping[str, str] | None = None) -> Child:
+        """Starts ``argv`` logging to ``<log_dir>/<name>.log``. With ``ready`` (a regex), waits
+        until a log line matches it; ProcessError if the child dies or the time runs out first.
+        ``tier``: children that depend on others get a higher tier, so they stop first (a
+        trainer hands its trial back while the optimizer still listens)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / f"{name}.log"
+        env = {**self.env, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+        with open(log, "ab") as out:
+            # start_new_session: the child leads its own process group, so killpg reaches its
+            # children too, and a Ctrl-C on the terminal reaches only us (we stop it in order).
+            proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=env, start_new_session=True)
+        child = Child(name, list(argv), log, proc, tier)
+        self.children.append(child)
+        if ready is not None:
+            self.wait_ready(child, ready, ready_timeout_s)
+        return child
+
+    def wait_ready(self, child: Child, ready: str, timeout_s: float = 120.0) -> re.Match:
+        """Waits until a line of the child's log matches the regex ``ready``; returns the match
+        (also kept as ``child.ready``). ProcessError if it dies or ``timeout_s`` runs out first."""
+        pattern = re.compile(ready)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            match = pattern.search(child.log.read_text(errors="replace")) if child.log.exists() else None
+            if match:
+                child.ready = match
+                return match
+            if not child.alive():
+                raise ProcessError(f"{child.name} did not start: {child.describe_death()}")
+            if time.monotonic() > deadline:
+                raise ProcessError(f"{child.name} did not report ready within {timeout_s:.0f}s "
+                                   f"(waiting for /{pattern.pattern}/); last lines of {child.log}:\n"
+                                   f"{_indent(tail(child.log).rstrip())}")
+            time.sleep(0.2)
+
+    def dead(self) -> list[Child]:
+        """Children that have exited."""
+        return [c for c in self.children if not c.alive()]
+
+    def check(self) -> None:
+        """ProcessError naming every child that has died."""
+        dead = self.dead()
+        if dead:
+            raise ProcessError("\n".join(c.describe_death() for c in dead))
+
+    def watch(self, stop: threading.Event) -> None:
+        """Blocks until ``stop`` is set (returns) or a child dies (ProcessError)."""
+        while not stop.wait(0.5):
+            self.check()
+
+    def stop_all(self) -> list[str]:
+        """SIGTERM to every child's process group, tier by tier (highest first), waiting for each
+        tier; SIGKILL for what is left when ``stop_timeout_s`` has passed. Returns the names of
+        children that had to be killed. Safe to call twice."""
+        deadline = time.monotonic() + self.stop_timeout_s
+        killed = []
+        for tier in sorted({c.tier for c in self.children}, reverse=True):
+            group = [c for c in self.children if c.tier == tier]
+            for child in group:
+                _signal_group(child.proc, signal.SIGTERM)
+            for child in group:
+                try:
+                    child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    killed.append(child.name)
+                    _signal_group(child.proc, signal.SIGKILL)
+                    child.proc.wait()
+                # The leader is gone; anything it spawned into its group goes too.
+                _signal_group(child.proc, signal.SIGKILL)
+        return killed
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # pgid == pid: the child is its session's leader
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  | {line}" for line in text.splitlines())
