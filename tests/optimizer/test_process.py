@@ -42,20 +42,20 @@ def test_kill_9_mid_study_loses_nothing_and_the_study_finishes(tmp_path):
     target = f"127.0.0.1:{port}"
     proc = start_on(db, log, port)
     client = OptimizerClient(target, retry_for=60)
-    study = client.create_study(small_spec(budget={"trials_per_phase": 6, "parallel_trials": 2}))
-    workers = [CheapWorker(target, study.id, f"w{i}") for i in range(2)]
-    for w in workers:
-        w.client.retry_for = 120
-        w.start()
-    deadline = time.monotonic() + 120
-    while len(observations(client, study.id)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    before = observations(client, study.id)
-    assert len(before) >= 3
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    proc = start_on(db, log, port)  # same database, same port: the workers reconnect by themselves
     try:
+        study = client.create_study(small_spec(budget={"trials_per_phase": 6, "parallel_trials": 2}))
+        workers = [CheapWorker(target, study.id, f"w{i}") for i in range(2)]
+        for w in workers:
+            w.client.retry_for = 120
+            w.start()
+        deadline = time.monotonic() + 120
+        while len(observations(client, study.id)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before = observations(client, study.id)
+        assert len(before) >= 3
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        proc = start_on(db, log, port)  # same database, same port: the workers reconnect by themselves
         for w in workers:
             w.join(timeout=240)
             assert w.error is None, repr(w.error)
