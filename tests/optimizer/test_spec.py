@@ -77,3 +77,13 @@ def test_bad_specs_name_the_field(spec, field):
     with pytest.raises(InvalidArgument) as e:
         parse_spec(spec if isinstance(spec, str) else json.dumps(spec))
     assert str(e.value).startswith(field), str(e.value)
+
+
+def test_the_example_specs_in_the_repo_are_valid():
+    from pathlib import Path
+
+    import yaml
+    examples = sorted(Path(__file__).parents[2].joinpath("examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        parse_spec(yaml.safe_load(path.read_text()))
