@@ -67,7 +67,7 @@ def main() -> None:
             "budget": {"trials_per_phase": max(points) + args.samples + 1, "initial_points": 5,
                        "parallel_trials": 1},
             "stopping": {"nonconvergence": {"enabled": False}, "early_stopping": {"enabled": False}}}
-    study = client.create_study(spec)
+    client.create_study(spec)
     seen_p: list[dict] = []
     seen_v: list[float] = []
     rows = []

@@ -61,20 +61,24 @@ def trial_pb(t: TrialView) -> pb.Trial:
         create_time=_ts(t.created), start_time=_ts(t.started), end_time=_ts(t.ended))
 
 
+def _abort(servicer: "OptimizerServicer", name: str, error: Exception, context: grpc.ServicerContext) -> None:
+    """Domain errors get their status code; anything else is a bug, logged and reported INTERNAL."""
+    if isinstance(error, OptimizerError):
+        code, message = _CODES.get(type(error), grpc.StatusCode.INVALID_ARGUMENT), str(error)
+    else:
+        log.error("%s failed", name, exc_info=error)
+        code, message = grpc.StatusCode.INTERNAL, f"{name}: internal error (see the optimizer log)"
+    servicer.core.metrics.rpcs.labels(name, code.name).inc()
+    context.abort(code, message)
+
+
 def _translated(method: Callable) -> Callable:
-    """Maps domain errors to their status code; anything else is a bug, logged and reported INTERNAL."""
     @functools.wraps(method)
     def wrapper(self: "OptimizerServicer", request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return method(self, request, context)
-        except OptimizerError as e:
-            code = _CODES.get(type(e), grpc.StatusCode.INVALID_ARGUMENT)
-            self.core.metrics.rpcs.labels(method.__name__, code.name).inc()
-            context.abort(code, str(e))
-        except Exception:
-            log.exception("%s failed", method.__name__)
-            self.core.metrics.rpcs.labels(method.__name__, "INTERNAL").inc()
-            context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__}: internal error (see the optimizer log)")
+        except Exception as e:
+            _abort(self, method.__name__, e, context)
     return wrapper
 
 
@@ -84,14 +88,8 @@ def _translated_stream(method: Callable) -> Callable:
     def wrapper(self: "OptimizerServicer", request: Any, context: grpc.ServicerContext) -> Any:
         try:
             yield from method(self, request, context)
-        except OptimizerError as e:
-            code = _CODES.get(type(e), grpc.StatusCode.INVALID_ARGUMENT)
-            self.core.metrics.rpcs.labels(method.__name__, code.name).inc()
-            context.abort(code, str(e))
-        except Exception:
-            log.exception("%s failed", method.__name__)
-            self.core.metrics.rpcs.labels(method.__name__, "INTERNAL").inc()
-            context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__}: internal error (see the optimizer log)")
+        except Exception as e:
+            _abort(self, method.__name__, e, context)
     return wrapper
 
 

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .space import CategoricalParam, FloatParam, Param
+from .space import FloatParam, Param
 from .spec import StudySpec, layer_param
 
 PHASES = {
@@ -149,7 +149,3 @@ def build_task(spec: StudySpec, *, study_id: str, trial_id: str, attempt: int, p
         "seed": spec.seed,
         "artifacts_uri": artifacts_uri,
     }
-
-
-def is_categorical(p: Param) -> bool:
-    return isinstance(p, CategoricalParam)

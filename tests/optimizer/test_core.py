@@ -189,7 +189,7 @@ def test_state_survives_reopening_the_database(tmp_path, clock):
 def test_proposals_are_deterministic_for_a_seed(tmp_path, clock):
     def params(path):
         c = OptimizerCore(str(tmp_path / path), clock=clock)
-        s = c.create_study(small_spec(budget={"trials_per_phase": 6, "parallel_trials": 1}))
+        c.create_study(small_spec(budget={"trials_per_phase": 6, "parallel_trials": 1}))
         out = []
         while (got := c.lease_trial("w")) is not None and len(out) < 6:
             out.append(got[0].parameters)
