@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
 import grpc
 
@@ -18,7 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-name", required=True, help="model name in the model base")
     parser.add_argument("--to", required=True, dest="base", help="model base: directory or s3:// URI")
     parser.add_argument("--trial", help="export this trial instead of the best one")
-    parser.add_argument("--optimizer", default="localhost:50051", help="optimizer HOST:PORT")
+    parser.add_argument("--optimizer", default=os.environ.get("SAGA_OPTIMIZER", "localhost:50051"),
+                        help="optimizer HOST:PORT (env SAGA_OPTIMIZER, default localhost:50051)")
 
 
 def fetch_trial(address: str, study_id: str, trial_id: str | None) -> TrialInfo:
@@ -53,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"exporting trial {trial.trial_id} (checkpoint {trial.artifacts.get('checkpoint')})", flush=True)
         result = export_trial(trial, args.base, args.model_name)
     except grpc.RpcError as exc:
-        print(f"error: optimizer at {args.optimizer}: {exc.code().name}: {exc.details()}")
+        print(f"error: optimizer at {args.optimizer}: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
     except (LookupError, ValueError) as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"exported {result.name} version {result.version} to {result.uri}")
     return 0

@@ -57,7 +57,7 @@ def test_export_best_trial_to_s3_and_serve_it(model, tmp_path, s3, capsys) -> No
                      "--optimizer", f"127.0.0.1:{port}"]) == 0, capsys.readouterr().out
         assert main(["export", "st-404", "--model-name", "kvasir", "--to", "s3://models/base",
                      "--optimizer", f"127.0.0.1:{port}"]) == 1
-        assert "NOT_FOUND" in capsys.readouterr().out
+        assert "NOT_FOUND" in capsys.readouterr().err
     finally:
         server.stop(0)
     base = open_model_base("s3://models/base")
