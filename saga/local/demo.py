@@ -16,7 +16,7 @@ from saga.local.processes import Supervisor
 from saga.local.stack import Endpoints, StackConfig, start_stack
 
 MARKER = ".saga-demo"  # marks a folder this command made, so a re-run may clear it
-STEPS = 7
+STEPS = 6
 
 
 class DemoFailed(RuntimeError):

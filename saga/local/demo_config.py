@@ -24,9 +24,9 @@ class DemoConfig:
     pretrain_epochs: int = 3
     head_epochs: int = 2
     finetune_epochs: int = 2
-    search_trials: int = 4        # per phase: shared "search", then "layer"
-    layer_trials: int = 2
-    initial_points: int = 2
+    search_trials: int = 6        # per phase: shared "search", then "layer"
+    layer_trials: int = 3
+    initial_points: int = 3
     workers: int = 2
     video_frames_per_class: int = 25
     video_size: int = 128

@@ -1,0 +1,105 @@
+"""``saga demo``: the reduced (--quick) configuration end to end as a user runs it, and the ways
+it must fail loudly instead of hanging (a worker dies mid-study, a study that never ends, a
+folder it must not clear)."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from optimizer_svc.client import OptimizerClient
+from optimizer_svc.core import OptimizerCore
+from optimizer_svc.server import make_server
+from saga.local.demo_config import DemoConfig
+from saga.local.processes import ProcessError, Supervisor
+from saga.local.study_progress import StudyError, follow_study
+
+from .helpers import ROOT, saga_process
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd and "pytest" not in cmd:
+            found.append(f"{entry.name}: {cmd}")
+    return found
+
+
+def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
+    out_dir = tmp_path / "demo"
+    proc = saga_process("demo", "--quick", "--dir", str(out_dir))
+    try:
+        stdout, stderr = proc.communicate(timeout=420)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, f"stdout:\n{stdout[-4000:]}\nstderr:\n{stderr[-4000:]}"
+    for n in range(1, 7):
+        assert f"[{n}/6]" in stdout
+    assert re.search(r"trial \S+ -> trainer-1", stdout), "no study progress from the watch stream"
+    assert re.search(r"test \(held out\) accuracy \d\.\d{3}", stdout)
+    assert re.search(r"latency p50 \d+\.\d ms, p95 \d+\.\d ms; \d+\.\d fps", stdout)
+
+    summary = json.loads((out_dir / "summary.json").read_text())
+    config = DemoConfig.quick()
+    assert summary["dataset"]["classes"] == ["polyp", "ulcer", "vessels"]
+    assert summary["weights"]["uri"].endswith("weights/mobilenetv2-synthetic.keras")
+    assert Path(summary["weights"]["uri"]).is_file()
+    study = summary["study"]
+    assert study["parameters"]["backbone"] == "MobileNetV2"
+    assert {"val_accuracy", "test_accuracy"} <= set(study["metrics"])
+    assert Path(study["artifacts"]["metrics"]).is_file()          # the trial's report
+    model_dir = Path(summary["model"]["uri"])
+    assert (model_dir / "saved_model.pb").is_file() and summary["model"]["version"] == 1
+    video = summary["video"]
+    frames = config.classes * config.video_frames_per_class
+    assert video["frames"] == frames and video["failures"] == 0 and video["p50_ms"] > 0
+    capture = cv2.VideoCapture(video["annotated_video"])
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+    capture.release()
+    assert not _processes_mentioning(str(out_dir)), "services outlived the demo"
+
+
+def test_refuses_to_clear_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    proc = saga_process("demo", "--quick", "--dir", str(tmp_path))
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "FAILED" in stderr and "not empty" in stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.fixture
+def optimizer(tmp_path: Path):
+    core = OptimizerCore(str(tmp_path / "opt.db"))
+    server, port = make_server(core, "127.0.0.1:0")
+    server.start()
+    with OptimizerClient(f"127.0.0.1:{port}") as client:
+        study = client.create_study(DemoConfig.quick().study_spec(str(tmp_path / "data"), "imagenet"))
+        yield client, study.id
+    server.stop(grace=None).wait()
+    core.close()
+
+
+def test_a_worker_dying_mid_study_fails_the_wait_with_its_log(optimizer, tmp_path: Path) -> None:
+    client, study_id = optimizer
+    with Supervisor(tmp_path / "logs") as sup:
+        sup.start("trainer-1", [sys.executable, "-c", "print('out of memory in trainer', flush=True)\n"
+                                                      "import time; time.sleep(1); raise SystemExit(137)"])
+        with pytest.raises(ProcessError, match=r"(?s)trainer-1 .*exited with code 137.*out of memory"):
+            follow_study(client, study_id, sup, timeout_s=60, say=lambda _: None)
+
+
+def test_a_study_that_never_ends_times_out(optimizer, tmp_path: Path) -> None:
+    client, study_id = optimizer
+    lines: list[str] = []
+    with Supervisor(tmp_path / "logs") as sup, pytest.raises(StudyError, match="did not finish within 1s"):
+        follow_study(client, study_id, sup, timeout_s=1, say=lines.append)
