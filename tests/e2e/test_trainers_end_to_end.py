@@ -41,15 +41,24 @@ class Cluster:
         self.tmp, self.env = tmp, env
         self.optimizer, self.target = start_optimizer_process(tmp / "opt.db", tmp / "optimizer.log")
         self.trainers: list[subprocess.Popen] = []
+        self.names: list[str] = []
         self.client = OptimizerClient(self.target)
 
+    def trainer(self, name: str) -> subprocess.Popen:
+        return self.trainers[self.names.index(name)]
+
     def add_trainer(self, name: str) -> subprocess.Popen:
+        """Starts trainer ``name`` (again, replacing a stopped one of that name)."""
         log = open(self.tmp / f"{name}.log", "a")
         p = subprocess.Popen([sys.executable, "-m", "saga.cli.main", "trainer", "--optimizer", self.target,
                               "--store", "s3://saga", "--cache-dir", str(self.tmp / "cache"),
                               "--work-dir", str(self.tmp / name), "--worker-id", name, "--lease-wait", "2"],
                              stdout=log, stderr=log, env=self.env)
-        self.trainers.append(p)
+        if name in self.names:
+            self.trainers[self.names.index(name)] = p
+        else:
+            self.names.append(name)
+            self.trainers.append(p)
         return p
 
     def run_study(self, s: dict, timeout: float = 420) -> pb.Study:
@@ -101,6 +110,7 @@ def cluster(tmp_path_factory):
 
 def test_shared_study_with_its_layer_phase_completes_with_artifacts(cluster):
     study = cluster.run_study(spec("shared", "s3://saga/datasets/synth", trials=2))
+    cluster.shared_study = study.id
     assert study.state == pb.STUDY_COMPLETED, study.message + cluster.logs()
     trials = cluster.client.list_trials(study.id)
     assert [t.phase for t in trials] == [0, 0, 1, 1]
@@ -126,6 +136,46 @@ def test_shared_study_with_its_layer_phase_completes_with_artifacts(cluster):
     assert all(0 <= t.parameters["delimiting_layer"].int_value < search_best.metrics["base_layers"] for t in layer)
 
 
+def test_the_best_trial_exports_to_tf_serving_layout_in_s3(cluster):
+    study_id = getattr(cluster, "shared_study", None)
+    assert study_id, "needs the shared study of the test before"
+    r = subprocess.run([sys.executable, "-m", "saga.cli.main", "export", study_id, "--model-name", "synth",
+                        "--to", "s3://saga/models", "--optimizer", cluster.target],
+                       env=cluster.env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    store = open_store("s3://saga/models")
+    keys = list(store.list("synth/1/"))
+    assert "synth/1/saved_model.pb" in keys
+    card = json.loads(store.get_bytes("synth/1/assets.extra/model_card.json"))
+    best = cluster.client.best_trial(study_id)
+    assert card["trial_id"] == best.id and card["study_id"] == study_id
+    assert card["test_metrics"]["test_accuracy"] == pytest.approx(best.metrics["test_accuracy"])
+    assert len(card["class_names"]) == 3
+
+
+def test_sigterm_hands_the_running_trial_back_promptly(cluster):
+    s = spec("joint", "s3://saga/datasets/synth", trials=1,
+             training={"head_epochs": 20, "finetune_epochs": 1, "batch_size": 8})
+    s["stopping"] = {"nonconvergence": {"enabled": False}, "early_stopping": {"enabled": False}}
+    study = cluster.client.create_study(s)
+    deadline = time.monotonic() + 180
+    running = None
+    while running is None and time.monotonic() < deadline:
+        running = next((t for t in cluster.client.list_trials(study.id)
+                        if t.state == pb.TRIAL_RUNNING and cluster.client.get_trial(t.id).measurements), None)
+        time.sleep(0.2)
+    assert running is not None, cluster.logs()
+    proc = cluster.trainer(running.worker_id)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    trial = cluster.client.get_trial(running.id)
+    assert trial.attempt == 2 and "SIGTERM" in trial.error  # handed back, not left to expire
+    assert time.monotonic() - sent < 60
+    cluster.client.stop_study(study.id)
+    cluster.add_trainer(running.worker_id)
+
+
 @pytest.mark.parametrize("strategy", ["separate", "separate_steps", "joint", "random"])
 def test_every_other_strategy_runs(cluster, strategy):
     study = cluster.run_study(spec(strategy, "s3://saga/datasets/synth", trials=1))
@@ -147,9 +197,8 @@ def test_a_trainer_killed_mid_trial_is_replaced_by_the_other(cluster):
                 victim = t
         time.sleep(0.2)
     assert victim is not None, cluster.logs()
-    index = ["trainer-a", "trainer-b"].index(victim.worker_id)
-    cluster.trainers[index].send_signal(signal.SIGKILL)
-    cluster.trainers[index].wait(timeout=10)
+    cluster.trainer(victim.worker_id).send_signal(signal.SIGKILL)
+    cluster.trainer(victim.worker_id).wait(timeout=10)
     while time.monotonic() < deadline + 240:
         study = cluster.client.get_study(study.id)
         if study.state != pb.STUDY_ACTIVE:
