@@ -23,15 +23,16 @@ from .events import Event, EventBus
 from .metrics import Metrics
 from .proposer import Proposer, derive_seed, make_proposer
 from .spec import StudySpec, parse_spec
-from .views import ACTIVE, COMPLETED, FAILED, OBSERVED, STOPPED, TERMINAL, Lease, PhaseView, StudyView, TrialView
+from .observations import best_of, objective_value, observations
+from .validation import MAX_NAME, MAX_TEXT, check_metrics, check_text
+from .views import (ACTIVE, COMPLETED, FAILED, STOPPED, TERMINAL, Lease, StudyView, TrialView, merged_parameters,
+                    study_view, trial_view)
 
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("SUCCEEDED", "FAILED", "INFEASIBLE")
 MAX_LEASE_WAIT_S = 60.0
-MAX_NAME = 200
-MAX_METRICS = 256
-MAX_TEXT = 8192
+MAX_ARTIFACTS = 256
 
 
 class OptimizerCore:
@@ -73,7 +74,7 @@ class OptimizerCore:
             return [self._study_view(s) for s in self.db.studies()]
 
     def stop_study(self, study_id: str, reason: str = "") -> StudyView:
-        _check_text("reason", reason, MAX_TEXT)
+        check_text("reason", reason, MAX_TEXT)
         with self._lock:
             s = self._study_row(study_id)
             if s.state == ACTIVE:
@@ -87,7 +88,7 @@ class OptimizerCore:
     # ------------------------------------------------------------------ leasing
     def lease_trial(self, worker_id: str, study_id: str = "", timeout: float = 0.0) -> tuple[TrialView, Lease] | None:
         """A trial for ``worker_id`` (a re-queued one first, else a new proposal), waiting up to ``timeout``."""
-        _check_text("worker_id", worker_id, MAX_NAME)
+        check_text("worker_id", worker_id, MAX_NAME)
         if not isinstance(timeout, (int, float)) or math.isnan(timeout) or timeout < 0:
             raise InvalidArgument("timeout_seconds: must be a number >= 0")
         if study_id:
@@ -141,12 +142,12 @@ class OptimizerCore:
                 ctx = strategies.PhaseContext.from_json(phase.context_json)
                 params = strategies.phase_params(spec, phase.name, ctx)
                 trials = self.db.trials(study_id, phase=phase.idx)
-                observations = self._observations(trials, spec)
+                observed = observations(trials, spec)
                 pending = [t.params for t in trials if t.state in ("RUNNING", "PENDING")]
                 number_in_phase = len(trials)
                 proposer = self._proposer(study_id, phase.idx, spec, params)
             t0 = time.perf_counter()
-            point = proposer.propose(number_in_phase, observations, pending)
+            point = proposer.propose(number_in_phase, observed, pending)
             self.metrics.proposal_seconds.observe(time.perf_counter() - t0)
             if getattr(proposer, "last_fit_seconds", 0.0):
                 self.metrics.gp_fit_seconds.observe(proposer.last_fit_seconds)
@@ -189,9 +190,9 @@ class OptimizerCore:
     def report_progress(self, trial_id: str, lease_id: str, step: str, epoch: int,
                         metrics: dict[str, float]) -> tuple[str, str, float]:
         """Stores one epoch's metrics, extends the lease; returns (decision, reason, lease deadline)."""
-        _check_metrics(metrics)
+        check_metrics(metrics)
         if metrics:
-            _check_text("step", step, 64, required=True)
+            check_text("step", step, 64, required=True)
             if not isinstance(epoch, int) or epoch < 0 or epoch > 1_000_000:
                 raise InvalidArgument("epoch: must be an integer in [0, 1000000]")
         with self._lock:
@@ -230,13 +231,13 @@ class OptimizerCore:
                        artifacts: dict[str, str], error: str = "") -> TrialView:
         if outcome not in OUTCOMES:
             raise InvalidArgument(f"outcome: must be one of {list(OUTCOMES)}, got {outcome!r}")
-        _check_metrics(metrics)
-        _check_text("error", error, MAX_TEXT)
-        if len(artifacts) > MAX_METRICS:
-            raise InvalidArgument(f"artifacts: at most {MAX_METRICS} entries")
+        check_metrics(metrics)
+        check_text("error", error, MAX_TEXT)
+        if len(artifacts) > MAX_ARTIFACTS:
+            raise InvalidArgument(f"artifacts: at most {MAX_ARTIFACTS} entries")
         for k, v in artifacts.items():
-            _check_text("artifacts key", k, MAX_NAME, required=True)
-            _check_text(f"artifacts[{k!r}]", v, MAX_TEXT, required=True)
+            check_text("artifacts key", k, MAX_NAME, required=True)
+            check_text(f"artifacts[{k!r}]", v, MAX_TEXT, required=True)
         key = hashlib.sha256(json.dumps([outcome, metrics, artifacts, error], sort_keys=True).encode()).hexdigest()
         with self._lock:
             self._expire_locked()
@@ -251,7 +252,7 @@ class OptimizerCore:
                                           metrics_json=json.dumps(metrics), artifacts_json=json.dumps(artifacts),
                                           error=error or t.error)  # keep why an earlier attempt failed
             if outcome == "SUCCEEDED":
-                value = self._objective_value(t, spec, metrics)
+                value = objective_value(self.db.measurements(t.id, t.attempt), metrics, spec)
                 if value is None:
                     raise InvalidArgument(f"metrics: no value of the objective metric {spec.objective_metric!r} was "
                                           "reported in progress or in the completion")
@@ -302,7 +303,7 @@ class OptimizerCore:
         name = strategies.phase_names(spec)[idx]
         prior_info = None
         if prior is not None:
-            prior_info = strategies.PriorTrial(prior.id, self._merged_params(prior), prior.artifacts, prior.metrics,
+            prior_info = strategies.PriorTrial(prior.id, merged_parameters(self.db, prior), prior.artifacts, prior.metrics,
                                                prior.task.get("start_from"))
         ctx = strategies.phase_context(spec, name, prior_info)
         self.db.insert_phase(PhaseRow(study_id, idx, name, spec.budget.trials_for(name), ctx.to_json(), 0, ""))
@@ -315,7 +316,7 @@ class OptimizerCore:
         trials = self.db.trials(s.id, phase=phase.idx)
         if phase.done or len(trials) < phase.budget or any(t.state not in TERMINAL for t in trials):
             return
-        best = self._best(trials, spec)
+        best = best_of(trials, spec)
         self.db.update_phase(s.id, phase.idx, done=1, best_trial_id=best.id if best else "")
         if s.state != ACTIVE:
             return
@@ -344,7 +345,7 @@ class OptimizerCore:
     def best_trial(self, study_id: str, phase: int | None = None) -> TrialView | None:
         with self._lock:
             s = self._study_row(study_id)
-            best = self._best(self.db.trials(study_id, phase=phase), self._spec(s))
+            best = best_of(self.db.trials(study_id, phase=phase), self._spec(s))
             return self._trial_view(best, with_measurements=True) if best else None
 
     def trial_counts(self) -> dict[str, int]:
@@ -370,14 +371,14 @@ class OptimizerCore:
             return self._study_locks.setdefault(study_id, threading.Lock())
 
     def _study_row(self, study_id: str) -> StudyRow:
-        _check_text("study_id", study_id, MAX_NAME, required=True)
+        check_text("study_id", study_id, MAX_NAME, required=True)
         s = self.db.study(study_id)
         if s is None:
             raise NotFound(f"study {study_id!r} not found")
         return s
 
     def _trial_row(self, trial_id: str) -> TrialRow:
-        _check_text("trial_id", trial_id, MAX_NAME, required=True)
+        check_text("trial_id", trial_id, MAX_NAME, required=True)
         t = self.db.trial(trial_id)
         if t is None:
             raise NotFound(f"trial {trial_id!r} not found")
@@ -385,7 +386,7 @@ class OptimizerCore:
 
     def _held_trial(self, trial_id: str, lease_id: str) -> TrialRow:
         t = self._trial_row(trial_id)
-        _check_text("lease_id", lease_id, MAX_NAME, required=True)
+        check_text("lease_id", lease_id, MAX_NAME, required=True)
         if t.state != "RUNNING" or t.lease_id != lease_id:
             raise FailedPrecondition(f"lease {lease_id!r} no longer holds trial {trial_id} "
                                      f"(trial is {t.state}, attempt {t.attempt}); drop this trial")
@@ -410,68 +411,8 @@ class OptimizerCore:
         key = f"studies/{study_id}/trials/{trial_id}"
         return f"{base.rstrip('/')}/{key}" if base else key
 
-    def _objective_value(self, t: TrialRow, spec: StudySpec, metrics: dict[str, float]) -> float | None:
-        m = spec.objective_metric
-        seen = [x.metrics[m] for x in self.db.measurements(t.id, t.attempt) if m in x.metrics]
-        if m in metrics:
-            seen.append(metrics[m])
-        if not seen:
-            return None
-        return max(seen) if spec.maximize else min(seen)
-
-    def _observations(self, trials: list[TrialRow], spec: StudySpec) -> list[tuple[dict, float]]:
-        """Maximized values; infeasible trials count as the worst value seen, so the GP avoids them."""
-        sign = 1.0 if spec.maximize else -1.0
-        obs = [(t.params, sign * t.value) for t in trials if t.state in OBSERVED and t.value is not None]
-        if obs:
-            worst = min(v for _, v in obs)
-            obs += [(t.params, worst) for t in trials if t.state == "INFEASIBLE"]
-        return obs
-
-    def _best(self, trials: list[TrialRow], spec: StudySpec) -> TrialRow | None:
-        done = [t for t in trials if t.state in OBSERVED and t.value is not None]
-        if not done:
-            return None
-        return (max if spec.maximize else min)(done, key=lambda t: (t.value, -t.number) if spec.maximize else (t.value, t.number))
-
-    def _merged_params(self, t: TrialRow) -> dict[str, Any]:
-        phase = self.db.phases(t.study_id)[t.phase]
-        return {**strategies.PhaseContext.from_json(phase.context_json).fixed, **t.params}
-
     def _study_view(self, s: StudyRow) -> StudyView:
-        spec = self._spec(s)
-        rows = {p.idx: p for p in self.db.phases(s.id)}
-        phases = []
-        for idx, name in enumerate(strategies.phase_names(spec)):
-            p = rows.get(idx)
-            trials = self.db.trials(s.id, phase=idx) if p else []
-            phases.append(PhaseView(idx, name, p.budget if p else spec.budget.trials_for(name), len(trials),
-                                    sum(t.state in TERMINAL for t in trials), bool(p and p.done),
-                                    p.best_trial_id if p else ""))
-        return StudyView(s.id, s.name, s.state, s.spec_json, phases, s.current_phase, s.message, s.created,
-                         s.updated, self.db.count_trials(s.id))
+        return study_view(self.db, self._spec(s), s)
 
     def _trial_view(self, t: TrialRow, with_measurements: bool = False) -> TrialView:
-        return TrialView(t.id, t.study_id, t.phase, t.number, t.state, self._merged_params(t), t.task_json,
-                         t.attempt, t.value, t.stop_reason, t.error, t.metrics, t.artifacts, t.worker_id,
-                         t.created, t.started, t.ended,
-                         self.db.measurements(t.id) if with_measurements else [])
-
-
-def _check_text(field: str, value: Any, max_len: int, required: bool = False) -> None:
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{field}: must be a string")
-    if required and not value:
-        raise InvalidArgument(f"{field}: required")
-    if len(value) > max_len:
-        raise InvalidArgument(f"{field}: longer than {max_len} characters")
-
-
-def _check_metrics(metrics: dict[str, float]) -> None:
-    if len(metrics) > MAX_METRICS:
-        raise InvalidArgument(f"metrics: at most {MAX_METRICS} entries")
-    for k, v in metrics.items():
-        _check_text("metric name", k, MAX_NAME, required=True)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise InvalidArgument(f"metrics[{k!r}]: must be a finite number, got {v!r} "
-                                  "(a NaN loss means the trial is INFEASIBLE)")
+        return trial_view(self.db, t, with_measurements)

@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .db import MeasurementRow
+from .db import Database, MeasurementRow, StudyRow, TrialRow
+from .spec import StudySpec
+from .strategies import PhaseContext, phase_names
 
 TERMINAL = ("SUCCEEDED", "STOPPED_EARLY", "FAILED", "INFEASIBLE")
 OBSERVED = ("SUCCEEDED", "STOPPED_EARLY")
@@ -62,3 +64,28 @@ class TrialView:
 class Lease:
     id: str
     deadline: float
+
+
+def merged_parameters(db: Database, t: TrialRow) -> dict[str, Any]:
+    """A trial's full parameters: those fixed by its phase plus its own proposal."""
+    phase = db.phases(t.study_id)[t.phase]
+    return {**PhaseContext.from_json(phase.context_json).fixed, **t.params}
+
+
+def study_view(db: Database, spec: StudySpec, s: StudyRow) -> StudyView:
+    rows = {p.idx: p for p in db.phases(s.id)}
+    phases = []
+    for idx, name in enumerate(phase_names(spec)):
+        p = rows.get(idx)
+        trials = db.trials(s.id, phase=idx) if p else []
+        phases.append(PhaseView(idx, name, p.budget if p else spec.budget.trials_for(name), len(trials),
+                                sum(t.state in TERMINAL for t in trials), bool(p and p.done),
+                                p.best_trial_id if p else ""))
+    return StudyView(s.id, s.name, s.state, s.spec_json, phases, s.current_phase, s.message, s.created,
+                     s.updated, db.count_trials(s.id))
+
+
+def trial_view(db: Database, t: TrialRow, with_measurements: bool = False) -> TrialView:
+    return TrialView(t.id, t.study_id, t.phase, t.number, t.state, merged_parameters(db, t), t.task_json,
+                     t.attempt, t.value, t.stop_reason, t.error, t.metrics, t.artifacts, t.worker_id,
+                     t.created, t.started, t.ended, db.measurements(t.id) if with_measurements else [])
