@@ -4,7 +4,6 @@ classification of a generated video, then one summary."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -33,15 +32,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"saga demo: {e}", file=sys.stderr)
         return 2
+    from saga.local.processes import StopRequested, raise_on_stop_signals
+
     # SIGTERM unwinds like Ctrl-C, so the supervisor stops every service it started.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    raise_on_stop_signals()
     try:
         run_demo(config, Path(args.dir), keep=args.keep, say=lambda s: print(s, flush=True),
                  wait=lambda: threading.Event().wait())
     except DemoFailed as e:
         print(f"\nsaga demo FAILED at {e}", file=sys.stderr, flush=True)
         return 1
-    except KeyboardInterrupt:
-        print("\nsaga demo: interrupted; services stopped", file=sys.stderr, flush=True)
+    except StopRequested as e:
+        print(f"\nsaga demo: stopped ({e}); services stopped", file=sys.stderr, flush=True)
         return 0 if args.keep else 130
     return 0

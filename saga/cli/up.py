@@ -28,28 +28,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-serving", action="store_true", help="do not start the serving endpoint")
 
 
-class StopRequested(Exception):
-    """SIGTERM or SIGINT arrived."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def raise_on_stop_signals() -> None:
-    """SIGTERM and SIGINT raise StopRequested in the main thread, once: a second signal during
-    the shutdown is ignored so that the shutdown itself is not cut short."""
-    def handler(signum: int, frame: object) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)
-        raise StopRequested(signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
-
-
 def run(args: argparse.Namespace) -> int:
-    from saga.local.processes import ProcessError, Supervisor
+    from saga.local.processes import ProcessError, StopRequested, Supervisor, raise_on_stop_signals
     from saga.local.stack import StackConfig, start_stack
 
     root = Path(args.dir).resolve()

@@ -164,3 +164,24 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 def _indent(text: str) -> str:
     return "\n".join(f"  | {line}" for line in text.splitlines())
+
+
+class StopRequested(BaseException):
+    """SIGTERM or SIGINT arrived. A BaseException, like KeyboardInterrupt: an interruption is not
+    an error that ``except Exception`` handlers (e.g. a demo step's) should turn into one."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def raise_on_stop_signals() -> None:
+    """SIGTERM and SIGINT raise StopRequested in the main thread, once: a second signal during
+    the shutdown is ignored so that the shutdown itself is not cut short."""
+    def handler(signum: int, frame: object) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        raise StopRequested(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)

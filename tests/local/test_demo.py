@@ -4,7 +4,9 @@ folder it must not clear)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -18,19 +20,30 @@ from saga.local.demo_config import DemoConfig
 from saga.local.processes import ProcessError, Supervisor
 from saga.local.study_progress import StudyError, follow_study
 
-from .helpers import ROOT, saga_process
+from .helpers import read_until, saga_process
 
 
 def _processes_mentioning(text: str) -> list[str]:
+    """Live processes whose command line contains ``text`` (every service names DIR/services in it)."""
     found = []
     for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
         try:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if text in cmd and "pytest" not in cmd:
+        if text in cmd and _state(entry) != "Z":
             found.append(f"{entry.name}: {cmd}")
     return found
+
+
+def _state(entry: Path) -> str:
+    try:
+        stat = (entry / "stat").read_text()
+    except OSError:
+        return "gone"
+    return stat[stat.rindex(")") + 2]
 
 
 def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
@@ -65,7 +78,22 @@ def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
     capture = cv2.VideoCapture(video["annotated_video"])
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
     capture.release()
-    assert not _processes_mentioning(str(out_dir)), "services outlived the demo"
+    assert not _processes_mentioning(str(out_dir / "services")), "services outlived the demo"
+
+
+def test_sigterm_mid_study_stops_every_service(tmp_path: Path) -> None:
+    out_dir = tmp_path / "demo"
+    proc = saga_process("demo", "--quick", "--dir", str(out_dir))
+    try:
+        read_until(proc, r"\[4/6\] Study", timeout_s=300)
+        assert len(_processes_mentioning(str(out_dir / "services"))) >= 3, "no services during the study"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "stopped (SIGTERM)" in stderr
+    assert not _processes_mentioning(str(out_dir / "services")), "services outlived the demo"
 
 
 def test_refuses_to_clear_a_folder_it_did_not_make(tmp_path: Path) -> None:
