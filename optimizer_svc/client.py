@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -24,7 +25,8 @@ _TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _ERRORS = {grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument, grpc.StatusCode.NOT_FOUND: NotFound,
            grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
            grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted}
-_OUTCOMES = {"SUCCEEDED": pb.OUTCOME_SUCCEEDED, "FAILED": pb.OUTCOME_FAILED, "INFEASIBLE": pb.OUTCOME_INFEASIBLE}
+_OUTCOMES = {"SUCCEEDED": pb.OUTCOME_SUCCEEDED, "FAILED": pb.OUTCOME_FAILED, "INFEASIBLE": pb.OUTCOME_INFEASIBLE,
+             "RELEASED": pb.OUTCOME_RELEASED}
 DECISIONS = {pb.CONTINUE: "continue", pb.STOP_STEP: "stop_step", pb.STOP_TRIAL: "stop_trial"}
 
 
@@ -33,10 +35,13 @@ class Unavailable(OptimizerError):
 
 
 class OptimizerClient:
-    def __init__(self, target: str, *, deadline: float = DEFAULT_DEADLINE_S, retry_for: float = 60.0):
+    def __init__(self, target: str, *, deadline: float = DEFAULT_DEADLINE_S, retry_for: float = 60.0,
+                 abort: threading.Event | None = None):
+        """``abort``: once set, calls stop retrying (a worker shutting down must not wait a minute)."""
         self.target = target
         self.deadline = deadline
         self.retry_for = retry_for
+        self.abort = abort or threading.Event()
         self._channel = grpc.insecure_channel(target)
         self.stub = pb_grpc.OptimizerStub(self._channel)
 
@@ -57,9 +62,9 @@ class OptimizerClient:
                 return fn(request, timeout=deadline or self.deadline)
             except grpc.RpcError as e:
                 code = e.code()
-                if code in _TRANSIENT and time.monotonic() < give_up:
+                if code in _TRANSIENT and time.monotonic() < give_up and not self.abort.is_set():
                     log.warning("optimizer at %s: %s; retrying in %.1fs", self.target, code.name, delay)
-                    time.sleep(delay)
+                    self.abort.wait(delay)
                     delay = min(delay * 2, 5.0)
                     continue
                 if code in _ERRORS:

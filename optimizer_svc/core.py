@@ -30,7 +30,7 @@ from .views import (ACTIVE, COMPLETED, FAILED, STOPPED, TERMINAL, Lease, StudyVi
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("SUCCEEDED", "FAILED", "INFEASIBLE")
+OUTCOMES = ("SUCCEEDED", "FAILED", "INFEASIBLE", "RELEASED")
 MAX_LEASE_WAIT_S = 60.0
 MAX_ARTIFACTS = 256
 
@@ -259,7 +259,9 @@ class OptimizerCore:
                 fields.update(state="STOPPED_EARLY" if t.stop_reason else "SUCCEEDED", value=value, ended=now)
             elif outcome == "INFEASIBLE":
                 fields.update(state="INFEASIBLE", ended=now)
-            elif t.attempt < spec.budget.max_attempts:
+            elif outcome == "RELEASED":
+                fields.update(state="PENDING", attempt=t.attempt + 1, releases=t.releases + 1, worker_id="")
+            elif t.attempts_used < spec.budget.max_attempts:
                 fields.update(state="PENDING", attempt=t.attempt + 1, worker_id="")
             else:
                 fields.update(state="FAILED", ended=now)
@@ -285,7 +287,7 @@ class OptimizerCore:
             self.metrics.lease_expiries.inc()
             msg = f"lease of worker {t.worker_id!r} expired on attempt {t.attempt}"
             with self.db.transaction():
-                if t.attempt < spec.budget.max_attempts:
+                if t.attempts_used < spec.budget.max_attempts:
                     self.db.update_trial(t.id, state="PENDING", attempt=t.attempt + 1, lease_id="", lease_deadline=0.0,
                                          last_lease_id=t.lease_id, worker_id="", error=msg)
                 else:

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS trials (
     worker_id TEXT NOT NULL DEFAULT '', value REAL, stop_reason TEXT NOT NULL DEFAULT '',
     stop_order TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',
     metrics_json TEXT NOT NULL DEFAULT '{}', artifacts_json TEXT NOT NULL DEFAULT '{}',
-    created REAL NOT NULL, started REAL NOT NULL DEFAULT 0, ended REAL NOT NULL DEFAULT 0);
+    created REAL NOT NULL, started REAL NOT NULL DEFAULT 0, ended REAL NOT NULL DEFAULT 0,
+    releases INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS trials_by_study ON trials (study_id, phase, number);
 CREATE INDEX IF NOT EXISTS trials_by_state ON trials (state);
 CREATE TABLE IF NOT EXISTS measurements (
@@ -88,6 +89,11 @@ class TrialRow:
     created: float = 0.0
     started: float = 0.0
     ended: float = 0.0
+    releases: int = 0            # attempts handed back by shutting-down workers; they do not count
+
+    @property
+    def attempts_used(self) -> int:
+        return self.attempt - self.releases
 
     @property
     def params(self) -> dict[str, Any]:

@@ -62,8 +62,8 @@ def serve(*, host: str, port: int, db: str, metrics_port: int | None, reap_inter
     core = OptimizerCore(db)
     server, bound = make_server(core, f"{host}:{port}")
     if metrics_port is not None:
-        start_http_server(metrics_port, registry=core.metrics.registry)
-        log.info("metrics on :%d/metrics", metrics_port)
+        http, _ = start_http_server(metrics_port, registry=core.metrics.registry)
+        print(f"optimizer metrics on :{http.server_port}/metrics", flush=True)
     reaper = LeaseReaper(core, reap_interval)
     reaper.start()
     server.start()

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 _CODES = {InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT, NotFound: grpc.StatusCode.NOT_FOUND,
           FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
           ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED}
-_OUTCOMES = {pb.OUTCOME_SUCCEEDED: "SUCCEEDED", pb.OUTCOME_FAILED: "FAILED", pb.OUTCOME_INFEASIBLE: "INFEASIBLE"}
+_OUTCOMES = {pb.OUTCOME_SUCCEEDED: "SUCCEEDED", pb.OUTCOME_FAILED: "FAILED", pb.OUTCOME_INFEASIBLE: "INFEASIBLE",
+             pb.OUTCOME_RELEASED: "RELEASED"}
 _DECISIONS = {"continue": pb.CONTINUE, "stop_step": pb.STOP_STEP, "stop_trial": pb.STOP_TRIAL}
 
 
@@ -148,7 +149,8 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
     @_translated
     def CompleteTrial(self, request, context):
         if request.outcome not in _OUTCOMES:
-            raise InvalidArgument("outcome: must be OUTCOME_SUCCEEDED, OUTCOME_FAILED or OUTCOME_INFEASIBLE")
+            raise InvalidArgument("outcome: must be OUTCOME_SUCCEEDED, OUTCOME_FAILED, OUTCOME_INFEASIBLE or "
+                                  "OUTCOME_RELEASED")
         trial = self.core.complete_trial(request.trial_id, request.lease_id, _OUTCOMES[request.outcome],
                                          dict(request.metrics), dict(request.artifacts), request.error)
         self._ok("CompleteTrial")

@@ -86,7 +86,7 @@ def _defaults() -> dict[str, Any]:
     return {
         "name": "study",
         "dataset": {"uri": None, "train": "train", "validation": "validation", "test": "test"},
-        "model": {"family": "transfer", "weights": "imagenet", "image_size": 299, "pooling": "max"},
+        "model": {"family": "transfer", "weights": "imagenet", "image_size": 299, "pooling": "max", "options": {}},
         "strategy": "shared",
         "search_space": {
             "backbone": {"type": "categorical", "values": list(SEED_BACKBONES)},
@@ -103,6 +103,7 @@ def _defaults() -> dict[str, Any]:
         "training": {"head_epochs": 10, "finetune_epochs": 50, "default_delimiting_depth": 2 / 3,
                      "batch_size": 16, "augmentation": {"horizontal_flip": True, "vertical_flip": True}},
         "lease": {"timeout_seconds": 600},
+        "artifacts_uri": None,   # None: under each worker's --store, at studies/<study>/trials/<trial>
         "seed": 0,
     }
 
@@ -115,7 +116,7 @@ def _merge(defaults: dict, given: dict, where: str, open_keys: bool = False) -> 
         if key not in defaults and not open_keys:
             raise InvalidArgument(f"{path}: unknown field (known: {sorted(defaults)})")
         if isinstance(defaults.get(key), dict) and isinstance(value, dict) and key != "search_space":
-            out[key] = _merge(defaults[key], value, path, open_keys=open_keys or key == "training")
+            out[key] = _merge(defaults[key], value, path, open_keys=open_keys or key in ("training", "options"))
         else:
             out[key] = value
     return out
@@ -159,6 +160,11 @@ def parse_spec(spec: str | dict[str, Any]) -> StudySpec:
     _int_at_least(model, "image_size", 16, "model")
     if model["pooling"] not in ("max", "avg"):
         raise InvalidArgument("model.pooling: must be 'max' (the seed's) or 'avg'")
+    if not isinstance(model["options"], dict):
+        raise InvalidArgument("model.options: must be a mapping of backbone constructor arguments, e.g. {alpha: 0.35}")
+    artifacts = raw["artifacts_uri"]
+    if artifacts is not None and (not isinstance(artifacts, str) or not artifacts.strip()):
+        raise InvalidArgument("artifacts_uri: a store URI (s3://bucket/prefix or a directory), or null")
     strategy = raw["strategy"]
     if strategy not in STRATEGIES:
         raise InvalidArgument(f"strategy: must be one of {list(STRATEGIES)}, got {strategy!r}")

@@ -83,6 +83,8 @@ class ModelRegistry:
             found = [s for s in found if s.version == version]
             if not found:
                 raise NotFound(f"version {version} of model {name!r} is not loaded")
+        if not found:  # as TF Serving answers before the first version is there
+            raise NotFound(f"Could not find any versions of model {name}")
         return sorted(found, key=lambda s: -s.version)
 
     def ready(self) -> bool:

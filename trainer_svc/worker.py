@@ -120,6 +120,9 @@ class Worker:
                 if exit_when_idle:
                     break
                 continue
+            if self.stop.is_set():  # the lease came back after SIGTERM: hand it straight back
+                self.client.complete_trial(got[0].id, got[1].id, "RELEASED", error="worker shutting down")
+                break
             self.run_one(*got)
             done += 1
         return done
@@ -164,7 +167,7 @@ class Worker:
             log.warning("trial %s: lease lost (%s); dropping it", trial.id, e)
             return "lost", {}, {}, ""
         except ShutdownRequested as e:
-            return "FAILED", {}, {}, str(e)
+            return "RELEASED", {}, {}, str(e)
         except InfeasibleTrial as e:
             return "INFEASIBLE", {}, {}, str(e)
         except (InvalidTask, ValueError) as e:  # a task that cannot run as given (bad weights, data)

@@ -28,7 +28,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="Prometheus metrics port (env SAGA_METRICS_PORT; -1, the default, disables)")
     p.add_argument("--max-trials", type=int, default=None, help="exit after this many trials")
     p.add_argument("--exit-when-idle", action="store_true", help="exit when no trial comes within --lease-wait")
-    p.add_argument("--lease-wait", type=float, default=10.0, help="seconds one LeaseTrial call waits (max 60)")
+    p.add_argument("--lease-wait", type=float, default=5.0,
+                   help="seconds one LeaseTrial call waits (max 60); also the longest a SIGTERM waits when idle")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     metrics = WorkerMetrics()
     if args.metrics_port >= 0:
-        start_http_server(args.metrics_port, registry=metrics.registry)
-    with OptimizerClient(args.optimizer) as client:
+        server, _ = start_http_server(args.metrics_port, registry=metrics.registry)
+        print(f"trainer {args.worker_id}: metrics on :{server.server_port}/metrics", flush=True)
+    with OptimizerClient(args.optimizer, abort=stop) as client:
         worker = Worker(client, args.store, worker_id=args.worker_id, cache_dir=Path(args.cache_dir),
                         work_dir=Path(args.work_dir), study_id=args.study, lease_wait=args.lease_wait,
                         metrics=metrics, stop=stop)

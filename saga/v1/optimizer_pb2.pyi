@@ -41,6 +41,7 @@ class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTCOME_SUCCEEDED: _ClassVar[Outcome]
     OUTCOME_FAILED: _ClassVar[Outcome]
     OUTCOME_INFEASIBLE: _ClassVar[Outcome]
+    OUTCOME_RELEASED: _ClassVar[Outcome]
 STUDY_STATE_UNSPECIFIED: StudyState
 STUDY_ACTIVE: StudyState
 STUDY_COMPLETED: StudyState
@@ -61,6 +62,7 @@ OUTCOME_UNSPECIFIED: Outcome
 OUTCOME_SUCCEEDED: Outcome
 OUTCOME_FAILED: Outcome
 OUTCOME_INFEASIBLE: Outcome
+OUTCOME_RELEASED: Outcome
 
 class ParameterValue(_message.Message):
     __slots__ = ("float_value", "int_value", "categorical_value")

@@ -171,6 +171,7 @@ def test_sigterm_hands_the_running_trial_back_promptly(cluster):
     assert proc.wait(timeout=60) == 0
     trial = cluster.client.get_trial(running.id)
     assert trial.attempt == 2 and "SIGTERM" in trial.error  # handed back, not left to expire
+    assert trial.state in (pb.TRIAL_PENDING, pb.TRIAL_RUNNING)
     assert time.monotonic() - sent < 60
     cluster.client.stop_study(study.id)
     cluster.add_trainer(running.worker_id)

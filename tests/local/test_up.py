@@ -39,11 +39,9 @@ def test_up_serves_everything_and_sigterm_stops_all(tmp_path: Path) -> None:
         assert (tmp_path / "up" / "logs" / "trainer-2.log").is_file()
 
         assert _health(optimizer) == health_pb2.HealthCheckResponse.SERVING
-        # No model exported yet: no version to report. (TF Serving itself answers 404 "Could not find
-        # any versions"; saga serve answers 200 with an empty list: both say "nothing loaded".)
+        # No model exported yet: 404 "Could not find any versions", as TF Serving answers.
         status = requests.get(rest, timeout=10)
-        assert (status.status_code, status.json()) in ((200, {"model_version_status": []}),) or (
-            status.status_code == 404 and "versions" in status.json()["error"])
+        assert status.status_code == 404 and "Could not find any versions" in status.json()["error"]
         assert _health(serving_grpc) in (health_pb2.HealthCheckResponse.SERVING,
                                          health_pb2.HealthCheckResponse.NOT_SERVING)
         for url in metrics:

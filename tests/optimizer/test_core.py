@@ -225,3 +225,15 @@ def test_gp_beats_its_random_start(core):
     trials = [t for t in core.list_trials(study.id) if t.phase == 0]
     initial = max(t.value for t in trials[:5])
     assert max(t.value for t in trials[5:]) > initial
+
+
+def test_a_released_trial_is_requeued_without_using_an_attempt(core):
+    core.create_study(small_spec(budget={"max_attempts": 1}, artifacts_uri="s3://runs"))
+    t, lease = core.lease_trial("w")
+    assert json.loads(t.task_json)["artifacts_uri"] == f"s3://runs/studies/{t.study_id}/trials/{t.id}"
+    released = core.complete_trial(t.id, lease.id, "RELEASED", {}, {}, "worker shutting down (SIGTERM)")
+    assert released.state == "PENDING" and released.attempt == 2
+    again, lease2 = core.lease_trial("w2")
+    assert again.id == t.id
+    # the one allowed attempt is still there: a failure now is final, not the release before it
+    assert core.complete_trial(t.id, lease2.id, "FAILED", {}, {}, "boom").state == "FAILED"

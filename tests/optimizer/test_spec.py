@@ -87,3 +87,17 @@ def test_the_example_specs_in_the_repo_are_valid():
     assert examples
     for path in examples:
         parse_spec(yaml.safe_load(path.read_text()))
+
+
+def test_backbone_options_and_artifacts_location_reach_the_task():
+    from optimizer_svc.strategies import PhaseContext, build_task
+    spec = parse_spec({"dataset": {"uri": "/d"}, "model": {"options": {"alpha": 0.35}},
+                       "artifacts_uri": "s3://saga/runs"})
+    task = build_task(spec, study_id="st-1", trial_id="st-1-0000", attempt=1, phase_index=0, phase="search",
+                      ctx=PhaseContext({}, None), artifacts_uri="s3://saga/runs/studies/st-1/trials/st-1-0000",
+                      parameters={"backbone": "MobileNetV2", "optimizer": "Adam", "learning_rate": 0.01})
+    assert task["model"]["options"] == {"alpha": 0.35} and task["model"]["backbone"] == "MobileNetV2"
+    with pytest.raises(InvalidArgument, match="model.options"):
+        parse_spec({"dataset": {"uri": "/d"}, "model": {"options": [1]}})
+    with pytest.raises(InvalidArgument, match="artifacts_uri"):
+        parse_spec({"dataset": {"uri": "/d"}, "artifacts_uri": 5})
