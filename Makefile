@@ -32,6 +32,8 @@ lock:
 
 bench: venv
 	$(PY) bench/proposal_latency.py
+	$(PY) bench/input_pipeline.py
+	$(PY) bench/serving_latency.py
 
 clean:
 	rm -rf $(VENV) .saga
