@@ -121,7 +121,7 @@ class Worker:
                     break
                 continue
             if self.stop.is_set():  # the lease came back after SIGTERM: hand it straight back
-                self.client.complete_trial(got[0].id, got[1].id, "RELEASED", error="worker shutting down")
+                self.client.complete_trial(got[0].id, got[1].id, "RELEASED", error="worker shutting down (SIGTERM)")
                 break
             self.run_one(*got)
             done += 1

@@ -155,7 +155,7 @@ def test_the_best_trial_exports_to_tf_serving_layout_in_s3(cluster):
 
 def test_sigterm_hands_the_running_trial_back_promptly(cluster):
     s = spec("joint", "s3://saga/datasets/synth", trials=1,
-             training={"head_epochs": 20, "finetune_epochs": 1, "batch_size": 8})
+             training={"head_epochs": 500, "finetune_epochs": 1, "batch_size": 8})  # still training at SIGTERM
     s["stopping"] = {"nonconvergence": {"enabled": False}, "early_stopping": {"enabled": False}}
     study = cluster.client.create_study(s)
     deadline = time.monotonic() + 180
@@ -187,7 +187,7 @@ def test_every_other_strategy_runs(cluster, strategy):
 
 def test_a_trainer_killed_mid_trial_is_replaced_by_the_other(cluster):
     s = spec("joint", "s3://saga/datasets/synth", trials=1, lease={"timeout_seconds": 6},
-             training={"head_epochs": 6, "finetune_epochs": 1, "batch_size": 8})
+             training={"head_epochs": 25, "finetune_epochs": 1, "batch_size": 8})  # long enough to kill mid-trial
     s["stopping"] = {"nonconvergence": {"enabled": False}, "early_stopping": {"enabled": False}}
     study = cluster.client.create_study(s)
     deadline = time.monotonic() + 180
