@@ -4,7 +4,6 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,20 +13,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # make `tests.s3se
 
 from datastore import ObjectStore, open_store  # noqa: E402
 from datastore.retry import RetryPolicy  # noqa: E402
-from tests.s3server import s3_env, start_s3_server  # noqa: E402
+from tests.s3server import s3_env  # noqa: E402
 
 _buckets = itertools.count()
 # Tests must not wait seconds on a failure path; production keeps the default policy.
 FAST_RETRY = RetryPolicy(attempts=3, base_delay_s=0.01, max_delay_s=0.02)
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    endpoint, stop = start_s3_server()
-    try:
-        yield endpoint
-    finally:
-        stop()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,17 +11,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
 
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """``host:port`` of a real S3 server (moto) on loopback, for the real minio client."""
-    from tests.s3server import start_s3_server
-
-    endpoint, stop = start_s3_server()
-    try:
-        yield endpoint
-    finally:
-        stop()
 
 
 # The kustomizations a user applies (overlays) and the base they share.
