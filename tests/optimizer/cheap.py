@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from optimizer_svc.client import OptimizerClient, parameters
+from saga.v1 import optimizer_pb2 as pb
 
 BACKBONE_SCORE = {"Xception": 0.80, "VGG16": 0.62, "VGG19": 0.60, "ResNet50": 0.75, "InceptionV3": 0.78,
                   "InceptionResNetV2": 0.86, "DenseNet121": 0.77, "DenseNet169": 0.79, "DenseNet201": 0.81}
@@ -48,7 +49,7 @@ class CheapWorker(threading.Thread):
         try:
             while not self.stopped.is_set():
                 study = self.client.get_study(self.study_id)
-                if study.state != 1:  # not ACTIVE
+                if study.state != pb.STUDY_ACTIVE:
                     return
                 got = self.client.lease_trial(self.name, study_id=self.study_id, wait=1.0)
                 if got is None:
