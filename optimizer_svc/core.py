@@ -112,8 +112,7 @@ class OptimizerCore:
             studies = [s for s in studies if s is not None and s.state == ACTIVE]
             for s in sorted(studies, key=lambda s: s.seq):
                 spec = self._spec(s)
-                running = self.db.trials(s.id, states=("RUNNING",))
-                if len(running) >= spec.budget.parallel_trials:
+                if self.db.count(s.id, states=("RUNNING",)) >= spec.budget.parallel_trials:
                     continue
                 for t in self.db.trials(s.id, states=("PENDING",)):
                     return self._grant(t, spec, worker_id)
@@ -127,8 +126,8 @@ class OptimizerCore:
     def _has_capacity(self, s: StudyRow) -> bool:
         spec = self._spec(s)
         phase = self.db.phases(s.id)[s.current_phase]
-        created = len(self.db.trials(s.id, phase=phase.idx))
-        busy = len(self.db.trials(s.id, states=("RUNNING", "PENDING")))
+        created = self.db.count(s.id, phase=phase.idx)
+        busy = self.db.count(s.id, states=("RUNNING", "PENDING"))
         return s.state == ACTIVE and created < phase.budget and busy < spec.budget.parallel_trials
 
     def _propose_and_grant(self, study_id: str, worker_id: str) -> tuple[TrialView, Lease] | None:
@@ -156,7 +155,7 @@ class OptimizerCore:
                 if s is None or s.state != ACTIVE or s.current_phase != phase.idx:
                     return None
                 now = self.clock()
-                number = len(self.db.trials(study_id))
+                number = self.db.count(study_id)
                 trial_id = f"{study_id}-{number:04d}"
                 artifacts_uri = self._artifacts_uri(spec, study_id, trial_id)
                 task = strategies.build_task(spec, study_id=study_id, trial_id=trial_id, attempt=1,
@@ -280,7 +279,7 @@ class OptimizerCore:
 
     def _expire_locked(self) -> int:
         now = self.clock()
-        expired = [t for t in self.db.trials_in_states(("RUNNING",)) if t.lease_deadline < now]
+        expired = self.db.expired_leases(now)
         for t in expired:
             s = self._study_row(t.study_id)
             spec = self._spec(s)
@@ -344,11 +343,11 @@ class OptimizerCore:
             self._study_row(study_id)
             return [self._trial_view(t) for t in self.db.trials(study_id, phase=phase)]
 
-    def best_trial(self, study_id: str, phase: int | None = None) -> TrialView | None:
+    def best_trial(self, study_id: str, phase: int | None = None, with_measurements: bool = True) -> TrialView | None:
         with self._lock:
             s = self._study_row(study_id)
             best = best_of(self.db.trials(study_id, phase=phase), self._spec(s))
-            return self._trial_view(best, with_measurements=True) if best else None
+            return self._trial_view(best, with_measurements) if best else None
 
     def trial_counts(self) -> dict[str, int]:
         with self._lock:

@@ -191,9 +191,20 @@ class Database:
             args += list(states)
         return [TrialRow(*r) for r in self.conn.execute(sql + " ORDER BY number", args)]
 
-    def trials_in_states(self, states: tuple[str, ...]) -> list[TrialRow]:
-        sql = f"SELECT * FROM trials WHERE state IN ({','.join('?' * len(states))}) ORDER BY created, number"
-        return [TrialRow(*r) for r in self.conn.execute(sql, states)]
+    def count(self, study_id: str, phase: int | None = None, states: tuple[str, ...] | None = None) -> int:
+        """How many trials match, without reading them (the lease path asks this on every poll)."""
+        sql, args = "SELECT COUNT(*) FROM trials WHERE study_id = ?", [study_id]
+        if phase is not None:
+            sql += " AND phase = ?"
+            args.append(phase)
+        if states:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args += list(states)
+        return int(self.conn.execute(sql, args).fetchone()[0])
+
+    def expired_leases(self, now: float) -> list[TrialRow]:
+        return [TrialRow(*r) for r in self.conn.execute(
+            "SELECT * FROM trials WHERE state = 'RUNNING' AND lease_deadline < ? ORDER BY created, number", (now,))]
 
     def count_trials(self, study_id: str) -> dict[str, int]:
         return dict(self.conn.execute(

@@ -193,7 +193,7 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
 
     def _event(self, kind: str, study_id: str, trial_id: str) -> pb.WatchStudyResponse:
         study = self.core.get_study(study_id)
-        best = self.core.best_trial(study_id)
+        best = self.core.best_trial(study_id, with_measurements=False)
         out = pb.WatchStudyResponse(event=kind, study=study_pb(study), time=_ts(self.core.clock()))
         if trial_id:
             t = trial_pb(self.core.get_trial(trial_id))
@@ -203,5 +203,4 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
             out.trial.CopyFrom(t)
         if best is not None:
             out.best_trial.CopyFrom(trial_pb(best))
-            del out.best_trial.measurements[:]
         return out

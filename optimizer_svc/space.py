@@ -129,14 +129,3 @@ def encode(params: list[Param], point: dict[str, Value]) -> np.ndarray:
 def decode(params: list[Param], u: np.ndarray) -> dict[str, Value]:
     return {p.name: p.from_unit(float(x)) for p, x in zip(params, u)}
 
-
-def check_point(params: list[Param], point: dict[str, Value]) -> None:
-    """Raises InvalidArgument unless ``point`` is a valid value of every parameter."""
-    for p in params:
-        if p.name not in point:
-            raise InvalidArgument(f"parameter {p.name!r} is missing")
-        v = point[p.name]
-        if isinstance(p, CategoricalParam) and v not in p.values:
-            raise InvalidArgument(f"parameter {p.name!r}: {v!r} is not one of {list(p.values)}")
-        if isinstance(p, (FloatParam, IntParam)) and not (p.low <= v <= p.high):
-            raise InvalidArgument(f"parameter {p.name!r}: {v!r} is outside [{p.low}, {p.high}]")

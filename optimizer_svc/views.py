@@ -77,10 +77,10 @@ def study_view(db: Database, spec: StudySpec, s: StudyRow) -> StudyView:
     phases = []
     for idx, name in enumerate(phase_names(spec)):
         p = rows.get(idx)
-        trials = db.trials(s.id, phase=idx) if p else []
-        phases.append(PhaseView(idx, name, p.budget if p else spec.budget.trials_for(name), len(trials),
-                                sum(t.state in TERMINAL for t in trials), bool(p and p.done),
-                                p.best_trial_id if p else ""))
+        created = db.count(s.id, phase=idx) if p else 0
+        finished = db.count(s.id, phase=idx, states=TERMINAL) if p else 0
+        phases.append(PhaseView(idx, name, p.budget if p else spec.budget.trials_for(name), created, finished,
+                                bool(p and p.done), p.best_trial_id if p else ""))
     return StudyView(s.id, s.name, s.state, s.spec_json, phases, s.current_phase, s.message, s.created,
                      s.updated, db.count_trials(s.id))
 

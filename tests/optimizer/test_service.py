@@ -94,7 +94,9 @@ def test_health_reflection_and_metrics(service):
         text = urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=5).read().decode()
     finally:
         server.shutdown()
-    assert 'saga_trials{state="SUCCEEDED"}' in text or 'saga_trials{state="STOPPED_EARLY"}' in text
+    finished = sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith(('saga_trials{state="SUCCEEDED"}', 'saga_trials{state="STOPPED_EARLY"}')))
+    assert finished == len(client.list_trials(study.id)) == 2  # search + layer, read from the database at scrape time
     assert 'saga_rpcs_total{code="NOT_FOUND",method="GetStudy"} 1.0' in text
     assert 'saga_rpcs_total{code="OK",method="CompleteTrial"}' in text
     for name in ("saga_proposal_seconds_bucket", "saga_gp_fit_seconds_bucket", "saga_lease_expiries_total"):
