@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo proto lock bench clean
+.PHONY: venv sysdeps test demo proto lock bench clean
 
 venv: $(STAMP)
 
@@ -16,7 +16,18 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-test: venv
+# Debian tools the tests use: Chromium opens the HTML of `saga report` (tests/report).
+sysdeps:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing: run 'sudo apt-get install chromium' (the report tests open pages in it)" >&2; \
+	    exit 1; \
+	  fi; }
+
+test: venv sysdeps
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: venv

@@ -112,8 +112,10 @@ class OptimizerClient:
     def get_trial(self, trial_id: str) -> pb.Trial:
         return self._call(self.stub.GetTrial, pb.GetTrialRequest(trial_id=trial_id)).trial
 
-    def list_trials(self, study_id: str, phase: int | None = None) -> list[pb.Trial]:
-        req = pb.ListTrialsRequest(study_id=study_id, phase=phase or 0, has_phase=phase is not None)
+    def list_trials(self, study_id: str, phase: int | None = None,
+                    with_measurements: bool = False) -> list[pb.Trial]:
+        req = pb.ListTrialsRequest(study_id=study_id, phase=phase or 0, has_phase=phase is not None,
+                                   with_measurements=with_measurements)
         return list(self._call(self.stub.ListTrials, req).trials)
 
     def best_trial(self, study_id: str, phase: int | None = None) -> pb.Trial | None:

@@ -338,10 +338,11 @@ class OptimizerCore:
         with self._lock:
             return self._trial_view(self._trial_row(trial_id), with_measurements=True)
 
-    def list_trials(self, study_id: str, phase: int | None = None) -> list[TrialView]:
+    def list_trials(self, study_id: str, phase: int | None = None,
+                    with_measurements: bool = False) -> list[TrialView]:
         with self._lock:
             self._study_row(study_id)
-            return [self._trial_view(t) for t in self.db.trials(study_id, phase=phase)]
+            return [self._trial_view(t, with_measurements) for t in self.db.trials(study_id, phase=phase)]
 
     def best_trial(self, study_id: str, phase: int | None = None, with_measurements: bool = True) -> TrialView | None:
         with self._lock:

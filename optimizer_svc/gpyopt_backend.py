@@ -83,6 +83,29 @@ class GPEISuggester:
                     gp.set_XY(Xu, Yn)
             return self.space.zip_inputs(np.atleast_2d(x))[0]
 
+    def surface(self, X: np.ndarray, Y: np.ndarray, grid: np.ndarray, seed: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fitted surrogate at zipped ``grid`` points: posterior mean and standard deviation of
+        ``Y`` (in ``Y``'s units) and EI for minimizing it (normalised units), after a full fit.
+
+        This is what GPyOpt's ``plot_acquisition`` draws; it does not change later suggestions'
+        warm start, because it fits a model of its own.
+        """
+        if len(X) < 2:
+            raise ValueError("the GP needs at least two observations")
+        Y = np.asarray(Y, dtype=float).reshape(-1, 1)
+        mean, std = float(Y.mean()), float(Y.std())
+        model = GPyOpt.models.GPModel(exact_feval=False, optimize_restarts=5, verbose=False)
+        with _GLOBAL_RNG_LOCK:
+            np.random.seed(seed % (2**32))
+            model.updateModel(self.space.unzip_inputs(np.asarray(X, dtype=float)),
+                              (Y - mean) / std if std > 0 else np.zeros_like(Y), None, None)
+            G = self.space.unzip_inputs(np.asarray(grid, dtype=float))
+            m, s = model.predict(G)
+            ei = -GPyOpt.acquisitions.AcquisitionEI(model, self.space, optimizer=None).acquisition_function(G)
+        scale = std if std > 0 else 1.0
+        return m.ravel() * scale + mean, s.ravel() * scale, ei.ravel()
+
     def _fit(self, Xu: np.ndarray, Yn: np.ndarray) -> None:
         full = self._model is None or self._calls % self.full_refit_every == 0
         self._calls += 1

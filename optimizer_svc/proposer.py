@@ -80,6 +80,17 @@ class GPProposer:
         return point
 
 
+    def surface(self, observations: list[tuple[dict[str, Any], float]], points: list[dict[str, Any]]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The surrogate this proposer would fit to ``observations`` (values maximized), at ``points``:
+        posterior mean and standard deviation of the value, and expected improvement."""
+        X = np.array([self._to_gp(p) for p, _ in observations])
+        Y = -np.array([[v] for _, v in observations])
+        G = np.array([self._to_gp(p) for p in points])
+        mean, std, ei = self.gp.surface(X, Y, G, derive_seed(self.seed, "surface"))
+        return -mean, std, ei
+
+
 def _repeats(params: list[Param], point: dict[str, Any], observations: list[tuple[dict[str, Any], float]],
              pending: list[dict[str, Any]]) -> bool:
     u = encode(params, point)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import queue
 from typing import Any, Callable
@@ -37,7 +38,8 @@ def study_pb(s: StudyView) -> pb.Study:
     return pb.Study(
         id=s.id, name=s.name, state=pb.StudyState.Value(f"STUDY_{s.state}"), spec_json=s.spec_json,
         phases=[pb.Phase(index=p.index, name=p.name, budget=p.budget, trials_created=p.trials_created,
-                         trials_finished=p.trials_finished, done=p.done, best_trial_id=p.best_trial_id)
+                         trials_finished=p.trials_finished, done=p.done, best_trial_id=p.best_trial_id,
+                         space_json=json.dumps(p.space) if p.space else "")
                 for p in s.phases],
         current_phase=s.current_phase, message=s.message, create_time=_ts(s.created), update_time=_ts(s.updated),
         trial_counts={f"TRIAL_{k}": v for k, v in s.trial_counts.items()})
@@ -164,7 +166,8 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
 
     @_translated
     def ListTrials(self, request, context):
-        trials = self.core.list_trials(request.study_id, request.phase if request.has_phase else None)
+        trials = self.core.list_trials(request.study_id, request.phase if request.has_phase else None,
+                                      with_measurements=request.with_measurements)
         self._ok("ListTrials")
         return pb.ListTrialsResponse(trials=[trial_pb(t) for t in trials])
 

@@ -116,6 +116,15 @@ def _integer(raw: dict, key: str, where: str) -> int:
     return v
 
 
+def to_spec(p: Param) -> dict[str, Any]:
+    """The spec mapping of ``p`` with its name: what :func:`parse_param` reads back."""
+    if isinstance(p, FloatParam):
+        return {"name": p.name, "type": "float", "low": p.low, "high": p.high, "scale": p.scale}
+    if isinstance(p, IntParam):
+        return {"name": p.name, "type": "int", "low": p.low, "high": p.high}
+    return {"name": p.name, "type": "categorical", "values": list(p.values)}
+
+
 def sample(params: list[Param], rng: np.random.Generator) -> dict[str, Value]:
     """A uniformly random point (uniform in log space for log-scaled floats)."""
     return {p.name: p.from_unit(float(rng.random())) for p in params}

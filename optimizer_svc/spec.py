@@ -256,15 +256,19 @@ def _parse_space(space: dict, strategy: str, user_given: bool) -> tuple[dict[str
     return params, layer
 
 
-def layer_param(layer: LayerSpace, base_layers: int | None) -> Param | None:
-    """The delimiting-layer parameter of a layer phase, or None when its bound is unknown."""
+def layer_param(layer: LayerSpace, last_layer: int | None) -> Param | None:
+    """The delimiting-layer parameter of a layer phase, or None when its bound is unknown.
+
+    ``last_layer`` is the index of the backbone's last layer (its layer count minus one), the bound
+    when the spec gives none.
+    """
     if layer.type == "relative":
         return FloatParam("delimiting_layer", float(layer.low), float(layer.high if layer.high is not None else 1.0))
     high = layer.high
     if high is None:
-        if not base_layers or base_layers < 2:
+        if not last_layer or last_layer < 1:
             return None
-        high = base_layers - 1
+        high = last_layer
     return IntParam("delimiting_layer", int(layer.low), int(max(high, layer.low + 1)))
 
 

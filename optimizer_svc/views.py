@@ -6,7 +6,8 @@ from typing import Any
 
 from .db import Database, MeasurementRow, StudyRow, TrialRow
 from .spec import StudySpec
-from .strategies import PhaseContext, phase_names
+from .space import to_spec
+from .strategies import PhaseContext, phase_names, phase_params
 
 TERMINAL = ("SUCCEEDED", "STOPPED_EARLY", "FAILED", "INFEASIBLE")
 OBSERVED = ("SUCCEEDED", "STOPPED_EARLY")
@@ -22,6 +23,7 @@ class PhaseView:
     trials_finished: int
     done: bool
     best_trial_id: str
+    space: list[dict[str, Any]]  # the parameters the phase searches (space.to_spec); empty until it starts
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,9 @@ def study_view(db: Database, spec: StudySpec, s: StudyRow) -> StudyView:
         p = rows.get(idx)
         created = db.count(s.id, phase=idx) if p else 0
         finished = db.count(s.id, phase=idx, states=TERMINAL) if p else 0
+        space = [to_spec(q) for q in phase_params(spec, name, PhaseContext.from_json(p.context_json))] if p else []
         phases.append(PhaseView(idx, name, p.budget if p else spec.budget.trials_for(name), created, finished,
-                                bool(p and p.done), p.best_trial_id if p else ""))
+                                bool(p and p.done), p.best_trial_id if p else "", space))
     return StudyView(s.id, s.name, s.state, s.spec_json, phases, s.current_phase, s.message, s.created,
                      s.updated, db.count_trials(s.id))
 

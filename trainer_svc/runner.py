@@ -106,7 +106,9 @@ def _initial_model(task: TrialTask, open_store: StoreOpener, num_classes: int,
 def _report(task: TrialTask, result: TrainingResult,
             reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
     prefix = {"validation": "val", "test": "test"}
-    summary: dict[str, float] = {"base_layers": float(result.base_layers)}
+    # GPUs this worker trained on: the report's GPU-seconds are trial duration times this.
+    summary: dict[str, float] = {"base_layers": float(result.base_layers),
+                                 "gpus": float(len(tf.config.list_physical_devices("GPU")))}
     if result.best_value is not None:
         summary["objective"] = result.best_value
         summary[f"best_{task.objective.metric}"] = result.best_value

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "study": ("saga.cli.study", "create, inspect, watch and stop studies"),
     "data": ("saga.cli.data", "make synthetic datasets and upload image folders to the store"),
     "trainer": ("saga.cli.trainer", "run a trainer worker that leases and trains trials"),
+    "report": ("saga.cli.report", "the seed's figures and tables for a study, as an HTML page"),
     "export": ("saga.cli.export", "export a study's best trial as a TF Serving SavedModel"),
     "serve": ("saga.cli.serve", "serve exported models over TF Serving's gRPC and REST APIs"),
     "classify": ("saga.cli.classify", "classify the frames of a video, folder or image"),

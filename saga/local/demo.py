@@ -1,5 +1,5 @@
 """``saga demo`` as a pipeline of steps: synthetic data -> pre-trained source weights -> services
--> study -> export -> serving -> classify a video -> summary. Each step prints a header and its
+-> study -> report -> export -> serving -> classify a video -> summary. Each step prints a header and its
 time; a failing step raises DemoFailed naming the step and the reason (with log lines)."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from saga.local.processes import Supervisor
 from saga.local.stack import Endpoints, StackConfig, start_stack
 
 MARKER = ".saga-demo"  # marks a folder this command made, so a re-run may clear it
-STEPS = 6
+STEPS = 7
 
 
 class DemoFailed(RuntimeError):
@@ -138,6 +138,21 @@ class Demo:
         self.results["study"] = info
         return info
 
+    def report(self, ends: Endpoints, study: dict[str, Any]) -> Path:
+        from optimizer_svc.client import OptimizerClient
+        from report.build import write_report
+        from report.source import read_evaluation, read_study
+
+        with self.step("Report: the thesis's figures and tables for the study (saga report)"):
+            with OptimizerClient(ends.optimizer) as client:
+                data = read_study(client, study["id"])
+            best = data.trial(data.best_trial_id)
+            evaluation, why = read_evaluation(best) if best else (None, "no best trial")
+            report = write_report(data, evaluation, self.root / "report", evaluation_note=why)
+            self.say(f"      {len(report.figures)} figures, {len(report.tables)} tables: {report.index}")
+        self.results["report"] = str(report.index)
+        return report.index
+
     def export(self, ends: Endpoints, study: dict[str, Any]) -> dict[str, Any]:
         from saga.cli.export import fetch_trial
         from serving.from_trial import export_trial
@@ -211,6 +226,7 @@ def run_demo(config: DemoConfig, root: Path, *, keep: bool = False,
         try:
             ends = demo.services(supervisor)
             study = demo.study(ends, supervisor, dataset, weights)
+            demo.report(ends, study)
             demo.export(ends, study)
             demo.classify(ends)
         except DemoFailed as e:

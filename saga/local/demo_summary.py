@@ -24,7 +24,8 @@ def format_summary(results: dict[str, Any], elapsed_s: float) -> list[str]:
         f"video           {video['frames']} frames, accuracy {video['accuracy']:.3f}; latency p50 "
         f"{video['p50_ms']:.1f} ms, p95 {video['p95_ms']:.1f} ms; {video['fps']:.1f} fps "
         f"({'meets' if video['real_time'] else 'misses'} the {video['target_fps']:g} fps target)",
-        f"trial report    {study['artifacts'].get('metrics', '-')}",
+        f"study report    {results.get('report', '-')}",
+        f"trial metrics   {study['artifacts'].get('metrics', '-')}",
         f"model           {model['uri']} (name {model['name']}, version {model['version']})",
         f"annotated video {video['annotated_video']}",
         f"weights         {results['weights']['uri']}",

@@ -96,7 +96,7 @@ class Measurement(_message.Message):
     def __init__(self, step: _Optional[str] = ..., epoch: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., attempt: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Phase(_message.Message):
-    __slots__ = ("index", "name", "budget", "trials_created", "trials_finished", "done", "best_trial_id")
+    __slots__ = ("index", "name", "budget", "trials_created", "trials_finished", "done", "best_trial_id", "space_json")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +104,7 @@ class Phase(_message.Message):
     TRIALS_FINISHED_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     BEST_TRIAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SPACE_JSON_FIELD_NUMBER: _ClassVar[int]
     index: int
     name: str
     budget: int
@@ -111,7 +112,8 @@ class Phase(_message.Message):
     trials_finished: int
     done: bool
     best_trial_id: str
-    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., budget: _Optional[int] = ..., trials_created: _Optional[int] = ..., trials_finished: _Optional[int] = ..., done: _Optional[bool] = ..., best_trial_id: _Optional[str] = ...) -> None: ...
+    space_json: str
+    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., budget: _Optional[int] = ..., trials_created: _Optional[int] = ..., trials_finished: _Optional[int] = ..., done: _Optional[bool] = ..., best_trial_id: _Optional[str] = ..., space_json: _Optional[str] = ...) -> None: ...
 
 class Study(_message.Message):
     __slots__ = ("id", "name", "state", "spec_json", "phases", "current_phase", "message", "create_time", "update_time", "trial_counts")
@@ -361,14 +363,16 @@ class GetTrialResponse(_message.Message):
     def __init__(self, trial: _Optional[_Union[Trial, _Mapping]] = ...) -> None: ...
 
 class ListTrialsRequest(_message.Message):
-    __slots__ = ("study_id", "phase", "has_phase")
+    __slots__ = ("study_id", "phase", "has_phase", "with_measurements")
     STUDY_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     HAS_PHASE_FIELD_NUMBER: _ClassVar[int]
+    WITH_MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
     study_id: str
     phase: int
     has_phase: bool
-    def __init__(self, study_id: _Optional[str] = ..., phase: _Optional[int] = ..., has_phase: _Optional[bool] = ...) -> None: ...
+    with_measurements: bool
+    def __init__(self, study_id: _Optional[str] = ..., phase: _Optional[int] = ..., has_phase: _Optional[bool] = ..., with_measurements: _Optional[bool] = ...) -> None: ...
 
 class ListTrialsResponse(_message.Message):
     __slots__ = ("trials",)

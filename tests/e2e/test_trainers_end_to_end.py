@@ -153,6 +153,39 @@ def test_the_best_trial_exports_to_tf_serving_layout_in_s3(cluster):
     assert len(card["class_names"]) == 3
 
 
+def test_the_report_shows_the_trainers_evaluation_of_the_best_trial(cluster, tmp_path):
+    from tests.report.browser import probe
+
+    study_id = getattr(cluster, "shared_study", None)
+    assert study_id, "needs the shared study of the test before"
+    out = tmp_path / "report"
+    r = subprocess.run([sys.executable, "-m", "saga.cli.main", "report", study_id, "--out", str(out),
+                        "--optimizer", cluster.target, "--dataset-name", "kvasir"],
+                       env=cluster.env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    best = cluster.client.best_trial(study_id)
+    stored = json.loads(open_store("s3://saga").get_bytes(best.artifacts["metrics"].removeprefix("s3://saga/")))
+    for split in ("validation", "test"):
+        ev = stored["evaluation"][split]
+        rows = json.loads((out / "tables" / f"per_class_{split}.json").read_text())
+        assert [row["class"] for row in rows] == ev["classes"] + ["Average"]
+        for row in rows[:-1]:
+            c = ev["per_class"][row["class"]]
+            assert (row["TP"], row["TN"], row["FP"], row["FN"]) == (c["tp"], c["tn"], c["fp"], c["fn"])
+            assert (row["REC"], row["PREC"], row["SPEC"], row["MCC"], row["F1"], row["ACC"]) == (
+                c["recall"], c["precision"], c["specificity"], c["mcc"], c["f1"], c["accuracy"])
+        assert rows[-1]["F1"] == ev["macro"]["f1"] and rows[-1]["MCC"] == ev["macro"]["mcc"]
+        assert (out / "figures" / f"confusion_{split}.png").stat().st_size > 0
+    baselines = json.loads((out / "tables" / "baselines_kvasir.json").read_text())
+    assert baselines[0]["f1"] == stored["evaluation"]["test"]["macro"]["f1"]
+    assert any(b["method"] == "6 GF Logistic Model Tree" and b["f1"] == 0.747 for b in baselines)
+    # the search phase varies optimizer and learning rate (one backbone): a two-dimensional surrogate
+    assert json.loads((out / "tables" / "surrogate_0_search.json").read_text())["parameters"] == [
+        "optimizer", "learning_rate"]
+    seen = probe(out / "index.html")
+    assert seen["errors"] == [] and seen["broken"] == [] and seen["images"] == len(list(out.glob("figures/*.png")))
+
+
 def test_sigterm_hands_the_running_trial_back_promptly(cluster):
     s = spec("joint", "s3://saga/datasets/synth", trials=1,
              training={"head_epochs": 500, "finetune_epochs": 1, "batch_size": 8})  # still training at SIGTERM

@@ -55,8 +55,8 @@ def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, f"stdout:\n{stdout[-4000:]}\nstderr:\n{stderr[-4000:]}"
-    for n in range(1, 7):
-        assert f"[{n}/6]" in stdout
+    for n in range(1, 8):
+        assert f"[{n}/7]" in stdout
     assert re.search(r"trial \S+ -> trainer-1", stdout), "no study progress from the watch stream"
     assert re.search(r"test \(held out\) accuracy \d\.\d{3}", stdout)
     assert re.search(r"latency p50 \d+\.\d ms, p95 \d+\.\d ms; \d+\.\d fps", stdout)
@@ -69,7 +69,10 @@ def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
     study = summary["study"]
     assert study["parameters"]["backbone"] == "MobileNetV2"
     assert {"val_accuracy", "test_accuracy"} <= set(study["metrics"])
-    assert Path(study["artifacts"]["metrics"]).is_file()          # the trial's report
+    assert Path(study["artifacts"]["metrics"]).is_file()          # the trial's evaluation
+    report = Path(summary["report"])
+    assert report == out_dir.resolve() / "report" / "index.html" and report.stat().st_size > 0
+    assert (report.parent / "figures" / "curves_by_epoch.png").stat().st_size > 0
     model_dir = Path(summary["model"]["uri"])
     assert (model_dir / "saved_model.pb").is_file() and summary["model"]["version"] == 1
     video = summary["video"]

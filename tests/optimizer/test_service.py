@@ -57,6 +57,22 @@ def test_four_workers_drive_every_strategy_to_completion(service, strategy):
     client.close()
 
 
+def test_each_phase_publishes_the_space_it_searches_and_trials_list_with_measurements(service):
+    target, _ = service
+    client = OptimizerClient(target)
+    study = client.create_study(small_spec("shared"))
+    search, layer = study.phases
+    assert [p["name"] for p in json.loads(search.space_json)] == ["backbone", "optimizer", "learning_rate"]
+    assert layer.space_json == ""  # its bound comes from the best search trial: unknown before it starts
+    run_workers(target, study.id)
+    layer = client.get_study(study.id).phases[1]
+    assert json.loads(layer.space_json) == [{"name": "delimiting_layer", "type": "int", "low": 0, "high": 99}]
+    trials = client.list_trials(study.id, with_measurements=True)
+    assert all(t.measurements for t in trials) and not any(t.measurements for t in client.list_trials(study.id))
+    assert [m.epoch for m in trials[0].measurements] == [m.epoch for m in client.get_trial(trials[0].id).measurements]
+    client.close()
+
+
 def test_a_vanished_worker_loses_its_trial_to_another(service):
     target, core = service
     client = OptimizerClient(target)

@@ -1,0 +1,48 @@
+"""``saga report STUDY_ID --out DIR``: the seed's figures and tables for a study (finished or running):
+``DIR/index.html`` (self-contained), ``DIR/figures/*.png``, ``DIR/tables/*.md`` and ``*.json``."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from optimizer_svc.client import OptimizerClient
+from optimizer_svc.errors import OptimizerError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study_id", help="the study to report on")
+    parser.add_argument("--out", required=True, type=Path, help="folder to write the report into")
+    parser.add_argument("--optimizer", default=os.environ.get("SAGA_OPTIMIZER", "localhost:50051"),
+                        help="optimizer HOST:PORT (env SAGA_OPTIMIZER, default localhost:50051)")
+    parser.add_argument("--dataset-name", help="name the dataset (kvasir or nerthus add the dataset paper's "
+                                               "baselines); default: read from the study's dataset URI")
+
+
+def run(args: argparse.Namespace) -> int:
+    from report.build import write_report
+    from report.source import read_evaluation, read_study
+
+    if args.out.exists() and not args.out.is_dir():
+        print(f"error: --out {args.out} exists and is not a folder", file=sys.stderr)
+        return 2
+    try:
+        with OptimizerClient(args.optimizer) as client:
+            print(f"reading study {args.study_id} from {args.optimizer}", flush=True)
+            study = read_study(client, args.study_id)
+    except OptimizerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{study.name}: {study.state.lower()}, {len(study.trials)} trials", flush=True)
+    evaluation, why = (None, "no trial has finished with a result yet")
+    best = study.trial(study.best_trial_id)
+    if best is not None:
+        print(f"reading the evaluation of the best trial {best.id}", flush=True)
+        evaluation, why = read_evaluation(best)
+    print("drawing figures and tables", flush=True)
+    report = write_report(study, evaluation, args.out, evaluation_note=why, dataset_name=args.dataset_name)
+    for note in report.notes:
+        print(f"  not included: {note}")
+    print(f"wrote {report.index} ({len(report.figures)} figures, {len(report.tables)} table files)")
+    return 0
