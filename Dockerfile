@@ -35,6 +35,7 @@ COPY optimizer_svc ./optimizer_svc
 COPY trainer_svc ./trainer_svc
 COPY serving ./serving
 COPY datastore ./datastore
+COPY report ./report
 # --no-build-isolation: build with the locked setuptools, not whatever PyPI serves today.
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
     && /opt/venv/bin/saga --help > /dev/null
@@ -70,7 +71,7 @@ ENTRYPOINT ["saga", "optimizer"]
 CMD ["--port", "50051", "--db", "/data/saga.db", "--metrics-port", "9090"]
 
 # ---------------------------------------------------------------------------------------------------
-# tools: the `saga` CLI for people and jobs (upload datasets, create studies, export, classify).
+# tools: the `saga` CLI for people and jobs (upload datasets, create studies, report, export, classify).
 FROM python-runtime AS tools
 USER 10001:10001
 HEALTHCHECK NONE
@@ -126,6 +127,7 @@ COPY optimizer_svc ./optimizer_svc
 COPY trainer_svc ./trainer_svc
 COPY serving ./serving
 COPY datastore ./datastore
+COPY report ./report
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
     && /opt/venv/bin/saga --help > /dev/null \
     && rm -rf /src \

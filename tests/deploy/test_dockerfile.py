@@ -112,6 +112,14 @@ def test_build_context_holds_what_copy_needs_and_no_local_secrets() -> None:
         assert not _dockerignore_allows(private), private
 
 
+def test_every_installing_stage_copies_every_package_of_the_project() -> None:
+    include = re.search(r"^include = \[(.*)\]", (REPO / "pyproject.toml").read_text(), re.M)
+    packages = {p.strip().strip('"').rstrip("*") for p in include.group(1).split(",")}
+    for name in ("python-deps", "trainer"):
+        copied = {sources[0] for sources in STAGES[name].copies}
+        assert packages <= copied, f"stage {name} does not copy {sorted(packages - copied)}"
+
+
 def test_dependencies_are_installed_from_the_lock() -> None:
     text = (REPO / "Dockerfile").read_text()
     installs = re.findall(r"pip install ([^\n\\]*)", text)
