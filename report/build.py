@@ -68,7 +68,7 @@ def write_report(study: Study, evaluation: dict[str, Any] | None, out: Path, *,
         page.paragraph(f"The trial with the best {metric}. Its figures on the test split are the ones to quote: "
                        "no choice of the optimizer was made on those images.")
         page.facts([("trial", f"{best.number} ({best.id})"), (f"best {metric}", best.value),
-                    *best.parameters.items()])
+                    *sorted(best.parameters.items())])
         _evaluation(page, report, evaluation, evaluation_note, dataset_name or study.dataset_uri)
 
     page.heading("Trials")

@@ -50,7 +50,7 @@ def trials_table(study: Study) -> list[dict[str, Any]]:
         steps = epochs_by_step(t)
         rows.append({
             "trial": t.number, "id": t.id, "phase": names.get(t.phase, str(t.phase)), "state": t.state,
-            "parameters": t.parameters, "value": t.value, "epochs": sum(steps.values()),
+            "parameters": dict(sorted(t.parameters.items())), "value": t.value, "epochs": sum(steps.values()),
             "epochs_by_step": steps, "stopped": why_stopped(t), "detail": t.stop_reason or t.error,
             "duration_s": duration(t, study.read_at), "worker": t.worker_id, "attempt": t.attempt,
         })
