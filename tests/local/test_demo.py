@@ -16,6 +16,7 @@ import pytest
 from optimizer_svc.client import OptimizerClient
 from optimizer_svc.core import OptimizerCore
 from optimizer_svc.server import make_server
+from saga.local.demo import STEPS
 from saga.local.demo_config import DemoConfig
 from saga.local.processes import ProcessError, Supervisor
 from saga.local.study_progress import StudyError, follow_study
@@ -55,8 +56,8 @@ def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, f"stdout:\n{stdout[-4000:]}\nstderr:\n{stderr[-4000:]}"
-    for n in range(1, 8):
-        assert f"[{n}/7]" in stdout
+    for n in range(1, STEPS + 1):
+        assert f"[{n}/{STEPS}]" in stdout
     assert re.search(r"trial \S+ -> trainer-1", stdout), "no study progress from the watch stream"
     assert re.search(r"test \(held out\) accuracy \d\.\d{3}", stdout)
     assert re.search(r"latency p50 \d+\.\d ms, p95 \d+\.\d ms; \d+\.\d fps", stdout)
@@ -88,7 +89,7 @@ def test_sigterm_mid_study_stops_every_service(tmp_path: Path) -> None:
     out_dir = tmp_path / "demo"
     proc = saga_process("demo", "--quick", "--dir", str(out_dir))
     try:
-        read_until(proc, r"\[4/6\] Study", timeout_s=300)
+        read_until(proc, rf"\[4/{STEPS}\] Study", timeout_s=300)
         assert len(_processes_mentioning(str(out_dir / "services"))) >= 3, "no services during the study"
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
