@@ -1,7 +1,8 @@
 """Serving latency benchmark (not a test): gRPC and REST per-frame latency against an in-process
 call of the same SavedModel on the same frames, one-stream fps, and throughput at concurrency 8
 with and without server-side batching. The server is ``saga serve`` in its own process; the three
-ways of calling take turns frame by frame.
+ways of calling, and a bare gRPC round trip (GetModelStatus, no model call), take turns frame by
+frame.
 
     .venv/bin/python bench/serving_latency.py [--frames 400] [--size 64]
 """
@@ -21,9 +22,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import grpc  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc  # noqa: E402
 
 from serving.client import GrpcFrameClient, RestFrameClient  # noqa: E402
 from serving.export import export_model  # noqa: E402
@@ -125,9 +128,13 @@ def main() -> None:
         try:
             if not batching:
                 grpc_client, rest_client = GrpcFrameClient(grpc_addr, "demo"), RestFrameClient(rest_addr, "demo")
+                status_channel = grpc.insecure_channel(grpc_addr)
+                status = model_service_pb2_grpc.ModelServiceStub(status_channel).GetModelStatus
+                status_request = get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "demo"})
                 lat = interleaved_latencies({
                     "inproc": lambda f: serving_default(image_bytes=tf.constant([f])),
-                    "grpc": grpc_client.classify, "rest": rest_client.classify}, data)
+                    "grpc": grpc_client.classify, "rest": rest_client.classify,
+                    "grpc_status": lambda f: status(status_request, timeout=2)}, data)
                 for name, values in lat.items():
                     results[f"{name}_p50_ms"] = float(np.percentile(values, 50) * 1000)
                     results[f"{name}_p99_ms"] = float(np.percentile(values, 99) * 1000)
@@ -137,6 +144,7 @@ def main() -> None:
                 results["one_stream_fps"] = len(data) / (time.perf_counter() - start)
                 grpc_client.close()
                 rest_client.close()
+                status_channel.close()
             key = "batched" if batching else "unbatched"
             results[f"c8_{key}_fps"] = throughput(lambda: GrpcFrameClient(grpc_addr, "demo"), data, 8, args.seconds)
         finally:
@@ -146,6 +154,8 @@ def main() -> None:
         print(f"{name:24s} {value:9.2f}")
     print(f"grpc p50 / in-process p50   {results['grpc_p50_ms'] / results['inproc_p50_ms']:.2f}x (target <= 1.2x)")
     print(f"grpc p99 / in-process p99   {results['grpc_p99_ms'] / results['inproc_p99_ms']:.2f}x")
+    print(f"bare gRPC call / in-process {results['grpc_status_p50_ms'] / results['inproc_p50_ms']:.2f}x at p50 "
+          "(GetModelStatus: what any gRPC call costs, no model call)")
     print(f"rest p50 / in-process p50   {results['rest_p50_ms'] / results['inproc_p50_ms']:.2f}x (target <= 1.5x)")
     print(f"rest p99 / in-process p99   {results['rest_p99_ms'] / results['inproc_p99_ms']:.2f}x")
     print(f"one stream                  {results['one_stream_fps']:.1f} fps (target >= 25)")

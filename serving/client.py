@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import base64
 import statistics
+import struct
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 import grpc
 import requests
-import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 # 25 fps leaves 40 ms a frame; a call slower than 2 s is useless for live video and must not
@@ -42,23 +43,27 @@ class GrpcFrameClient:
                  timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self._channel = grpc.insecure_channel(address)
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._spec = (model, version)
+        # Everything but the image is the same for every frame: built once, copied per call.
+        self._request = predict_pb2.PredictRequest(output_filter=["classes", "scores"])
+        self._request.model_spec.name = model
+        if version is not None:
+            self._request.model_spec.version.value = version
+        image = self._request.inputs["image_bytes"]
+        image.dtype = types_pb2.DT_STRING
+        image.tensor_shape.dim.add(size=1)
         self.timeout_s = timeout_s
 
     def classify(self, image: bytes) -> tuple[str, float, int]:
         """(label, probability, version) of one JPEG/PNG image."""
         request = predict_pb2.PredictRequest()
-        request.model_spec.name = self._spec[0]
-        if self._spec[1] is not None:
-            request.model_spec.version.value = self._spec[1]
-        request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto([image]))
-        request.output_filter.extend(["classes", "scores"])
+        request.CopyFrom(self._request)
+        request.inputs["image_bytes"].string_val.append(image)
         try:
             response = self._stub.Predict(request, timeout=self.timeout_s)
         except grpc.RpcError as exc:
             raise ClassifyError(f"{exc.code().name}: {exc.details()}") from exc
-        label = tf.make_ndarray(response.outputs["classes"])[0].decode()
-        return label, float(tf.make_ndarray(response.outputs["scores"])[0]), response.model_spec.version.value
+        label = response.outputs["classes"].string_val[0].decode()
+        return label, _first_float(response.outputs["scores"]), response.model_spec.version.value
 
     def close(self) -> None:
         self._channel.close()
@@ -88,6 +93,16 @@ class RestFrameClient:
 
     def close(self) -> None:
         self._session.close()
+
+
+def _first_float(tensor: tensor_pb2.TensorProto) -> float:
+    """The first value of a float32 TensorProto, whether sent in float_val (as TF Serving does) or
+    as raw tensor_content (as this server does)."""
+    if tensor.dtype != types_pb2.DT_FLOAT:
+        raise ClassifyError(f"scores must be float32, got {types_pb2.DataType.Name(tensor.dtype)}")
+    if tensor.tensor_content:
+        return struct.unpack_from("<f", tensor.tensor_content)[0]
+    return tensor.float_val[0]
 
 
 def _error_of(response: requests.Response) -> str:

@@ -5,12 +5,14 @@ import base64
 
 import grpc
 import numpy as np
+import pytest
 import requests
 import tensorflow as tf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
 
+from serving.client import ClassifyError, GrpcFrameClient, RestFrameClient, _first_float
 from tests.serving.helpers import CLASSES, make_images, png, reference
 
 TIMEOUT_S = 10  # generous: the test machine's two cores are shared with other suites
@@ -48,6 +50,27 @@ def test_grpc_predict_images_signature_with_version_and_output_filter(server, mo
     assert list(response.outputs) == ["probabilities"]
     np.testing.assert_allclose(tf.make_ndarray(response.outputs["probabilities"]), reference(model, images),
                                atol=1e-5)
+
+
+def test_frame_clients_give_the_keras_models_top_class(server, model) -> None:
+    images, _ = make_images(3, seed=14)
+    expected = reference(model, images)
+    clients = {1: GrpcFrameClient(f"127.0.0.1:{server.grpc_port}", "demo", version=1, timeout_s=TIMEOUT_S),
+               0: RestFrameClient(f"127.0.0.1:{server.rest_port}", "demo", timeout_s=TIMEOUT_S)}
+    for version, client in clients.items():
+        for image, probabilities in zip(images, expected):
+            label, probability, got_version = client.classify(png(image))
+            assert (label, got_version) == (CLASSES[probabilities.argmax()], version)
+            assert probability == pytest.approx(probabilities.max(), abs=1e-5)
+        client.close()
+
+
+def test_grpc_frame_client_reads_scores_in_either_encoding() -> None:
+    # This server sends raw tensor_content; TF Serving sends a one-element tensor in float_val.
+    assert _first_float(tf.make_tensor_proto(np.float32([0.25, 0.5]))) == 0.25
+    assert _first_float(tf.make_tensor_proto(np.float32([0.75]))) == 0.75
+    with pytest.raises(ClassifyError, match="DT_DOUBLE"):
+        _first_float(tf.make_tensor_proto(np.float64([0.5])))
 
 
 def test_grpc_metadata_status_and_health(server) -> None:
