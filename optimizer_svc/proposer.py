@@ -79,7 +79,6 @@ class GPProposer:
             return self.random.propose(number, observations, pending)
         return point
 
-
     def surface(self, observations: list[tuple[dict[str, Any], float]], points: list[dict[str, Any]]
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The surrogate this proposer would fit to ``observations`` (values maximized), at ``points``:

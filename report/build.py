@@ -50,8 +50,10 @@ def write_report(study: Study, evaluation: dict[str, Any] | None, out: Path, *,
                  evaluation_note: str = "", dataset_name: str | None = None) -> Report:
     """Writes the report of ``study`` into ``out``; ``evaluation`` is the best trial's ``metrics.json``."""
     report = Report(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    (out / "tables").mkdir(parents=True, exist_ok=True)
+    for folder, patterns in (("figures", ("*.png",)), ("tables", ("*.md", "*.json"))):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        for old in (f for pattern in patterns for f in (out / folder).glob(pattern)):
+            old.unlink()  # an earlier report's files: a section that is gone now must not linger
     metric = study.objective_metric
     curve_metric = "val_accuracy" if any("val_accuracy" in m.metrics for t in study.trials
                                          for m in t.measurements) else metric

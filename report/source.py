@@ -35,6 +35,15 @@ def read_study(client: OptimizerClient, study_id: str) -> Study:
         best_trial_id=best.id if best is not None else "", read_at=read_at)
 
 
+def read_for_report(client: OptimizerClient, study_id: str) -> tuple[Study, dict[str, Any] | None, str]:
+    """The study, its best trial's evaluation (or None) and, without one, why not."""
+    study = read_study(client, study_id)
+    best = study.trial(study.best_trial_id)
+    if best is None:
+        return study, None, "no trial has finished with a result yet"
+    return (study, *read_evaluation(best))
+
+
 def read_evaluation(trial: Trial) -> tuple[dict[str, Any] | None, str]:
     """The trainer's ``metrics.json`` of ``trial`` (confusion matrices, per-class metrics), or
     ``(None, why not)`` when the trial has none or the store cannot give it."""

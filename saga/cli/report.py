@@ -22,24 +22,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from report.build import write_report
-    from report.source import read_evaluation, read_study
+    from report.source import read_for_report
 
     if args.out.exists() and not args.out.is_dir():
         print(f"error: --out {args.out} exists and is not a folder", file=sys.stderr)
         return 2
     try:
         with OptimizerClient(args.optimizer) as client:
-            print(f"reading study {args.study_id} from {args.optimizer}", flush=True)
-            study = read_study(client, args.study_id)
+            print(f"reading study {args.study_id} and its best trial's evaluation from {args.optimizer}",
+                  flush=True)
+            study, evaluation, why = read_for_report(client, args.study_id)
     except OptimizerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{study.name}: {study.state.lower()}, {len(study.trials)} trials", flush=True)
-    evaluation, why = (None, "no trial has finished with a result yet")
-    best = study.trial(study.best_trial_id)
-    if best is not None:
-        print(f"reading the evaluation of the best trial {best.id}", flush=True)
-        evaluation, why = read_evaluation(best)
     print("drawing figures and tables", flush=True)
     report = write_report(study, evaluation, args.out, evaluation_note=why, dataset_name=args.dataset_name)
     for note in report.notes:

@@ -141,13 +141,11 @@ class Demo:
     def report(self, ends: Endpoints, study: dict[str, Any]) -> Path:
         from optimizer_svc.client import OptimizerClient
         from report.build import write_report
-        from report.source import read_evaluation, read_study
+        from report.source import read_for_report
 
         with self.step("Report: the thesis's figures and tables for the study (saga report)"):
             with OptimizerClient(ends.optimizer) as client:
-                data = read_study(client, study["id"])
-            best = data.trial(data.best_trial_id)
-            evaluation, why = read_evaluation(best) if best else (None, "no best trial")
+                data, evaluation, why = read_for_report(client, study["id"])
             report = write_report(data, evaluation, self.root / "report", evaluation_note=why)
             self.say(f"      {len(report.figures)} figures, {len(report.tables)} tables: {report.index}")
         self.results["report"] = str(report.index)

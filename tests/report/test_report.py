@@ -182,3 +182,12 @@ def test_unknown_study_and_bad_output_folder_are_refused(optimizer, tmp_path):
     (tmp_path / "file").write_text("x")
     done = saga("report", "st-nope", "--out", str(tmp_path / "file"), "--optimizer", target)
     assert done.returncode == 2 and "not a folder" in done.stderr
+
+
+def test_writing_again_into_the_same_folder_leaves_no_file_of_the_earlier_report(running, optimizer):
+    target, _ = optimizer
+    stale = running.out / "figures" / "confusion_test.png"
+    stale.write_bytes(b"from an earlier report")
+    done = saga("report", running.study_id, "--out", str(running.out), "--optimizer", target)
+    assert done.returncode == 0, done.stderr
+    assert not stale.exists() and (running.out / "figures" / "curves_by_epoch.png").exists()
