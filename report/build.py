@@ -105,7 +105,7 @@ def write_report(study: Study, evaluation: dict[str, Any] | None, out: Path, *,
         s, why = surface(study, phase)
         if s is not None:
             _table(report, f"surrogate_{phase.index}_{phase.name}", {
-                "parameters": s.names, "axes": s.axes, "mean": s.mean, "std": s.std, "expected_improvement": s.ei,
+                "parameters": s.names, "axes": s.axes, "log_scale": s.log_scale, "mean": s.mean, "std": s.std, "expected_improvement": s.ei,
                 "observations": s.observed, "next_point": s.next_point})
             page.figure(_fig(report, f"surrogate_{phase.index}_{phase.name}", figures.surrogate_figure, s, metric),
                         "What the Gaussian process believes: mean and uncertainty of the objective over the "

@@ -76,6 +76,8 @@ def _surrogate_1d(s: Surface, metric: str, path: Path) -> Path:
                title=f"Acquisition (EI); largest at {s.names[0]} = {_label(s.next_point[0])}")
     if ticks:
         bottom.set_xticks(x, ticks, rotation=30, ha="right")
+    if s.log_scale[0]:
+        bottom.set_xscale("log")
     return _save(fig, path)
 
 
@@ -85,7 +87,9 @@ def _surrogate_2d(s: Surface, metric: str, path: Path) -> Path:
     for ax, grid, title in zip(axes, (s.mean, s.std, s.ei),
                                (f"posterior mean of {metric}", "posterior std", "expected improvement")):
         im = ax.pcolormesh(y, x, grid, shading="nearest", cmap="viridis")
-        fig.colorbar(im, ax=ax)
+        bar = fig.colorbar(im, ax=ax)
+        bar.formatter.set_useOffset(False)  # a nearly flat surface would otherwise read "1e-10 + 0.457"
+        bar.update_ticks()
         ox = [xt.index(p[0]) if xt else float(p[0]) for p, _ in s.observed]
         oy = [yt.index(p[1]) if yt else float(p[1]) for p, _ in s.observed]
         ax.plot(oy, ox, "o", color="tab:red", markersize=4)
@@ -97,6 +101,10 @@ def _surrogate_2d(s: Surface, metric: str, path: Path) -> Path:
             ax.set_yticks(x, xt)
         if yt:
             ax.set_xticks(y, yt, rotation=30, ha="right")
+        if s.log_scale[0]:
+            ax.set_yscale("log")
+        if s.log_scale[1]:
+            ax.set_xscale("log")
     fig.suptitle(f"GP surrogate — phase {s.phase} (red: observations, star: largest EI)")
     return _save(fig, path)
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from optimizer_svc.proposer import GPProposer, derive_seed
-from optimizer_svc.space import CategoricalParam, IntParam, Param
+from optimizer_svc.space import CategoricalParam, FloatParam, IntParam, Param
 
 from .convergence import observations, phase_params
 from .model import Phase, Study
@@ -26,6 +26,7 @@ class Surface:
     phase: str
     names: list[str]                 # the one or two plotted parameters
     axes: list[list[Any]]            # grid values along each plotted parameter
+    log_scale: list[bool]            # whether each plotted parameter is searched on a log scale
     mean: np.ndarray                 # posterior mean, shape = lengths of axes
     std: np.ndarray                  # posterior standard deviation
     ei: np.ndarray                   # expected improvement (normalised units)
@@ -59,7 +60,8 @@ def surface(study: Study, phase: Phase) -> tuple[Surface | None, str]:
     mean, std, ei = (sign * mean).reshape(shape), std.reshape(shape), ei.reshape(shape)
     best = np.unravel_index(int(np.argmax(ei)), shape)
     observed = [([point[p.name] for p in varying], sign * v) for point, v in obs]
-    return Surface(phase.name, [p.name for p in varying], axes, mean, std, ei, observed,
+    return Surface(phase.name, [p.name for p in varying], axes,
+                   [isinstance(p, FloatParam) and p.scale == "log" for p in varying], mean, std, ei, observed,
                    [axes[d][int(best[d])] for d in range(len(varying))]), ""
 
 
