@@ -4,6 +4,7 @@ Takes a study already read (``source``), so it runs offline and the tests can ca
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -85,7 +86,7 @@ def write_report(study: Study, evaluation: dict[str, Any] | None, out: Path, *,
         page.figure(_fig(report, "curves_by_epoch", figures.curves_by_epoch, study, curve_metric),
                     f"{curve_metric} after every epoch, one line per trial (thesis figure 4.1)")
         page.figure(_fig(report, "curves_by_time", figures.curves_by_time, study, curve_metric),
-                    f"The same against wall-clock time, phases marked (thesis figure 4.2)")
+                    "The same against wall-clock time, phases marked (thesis figure 4.2)")
     else:
         _note(report, page, "no trial has reported an epoch yet")
 
@@ -95,7 +96,7 @@ def write_report(study: Study, evaluation: dict[str, Any] | None, out: Path, *,
         page.paragraph(f"{phase.trials_finished} of {phase.budget} trials finished"
                        + ("; done." if phase.done else "."), "note")
         c = convergence(study, phase)
-        conv_json.append(c.__dict__)
+        conv_json.append(dataclasses.asdict(c))
         if c.iterations:
             page.figure(_fig(report, f"convergence_{phase.index}_{phase.name}", figures.convergence_figure, c,
                              metric), "Left: how far each proposal moved from the one before; right: the best "
@@ -105,8 +106,8 @@ def write_report(study: Study, evaluation: dict[str, Any] | None, out: Path, *,
         s, why = surface(study, phase)
         if s is not None:
             _table(report, f"surrogate_{phase.index}_{phase.name}", {
-                "parameters": s.names, "axes": s.axes, "log_scale": s.log_scale, "mean": s.mean, "std": s.std, "expected_improvement": s.ei,
-                "observations": s.observed, "next_point": s.next_point})
+                "parameters": s.names, "axes": s.axes, "log_scale": s.log_scale, "mean": s.mean, "std": s.std,
+                "expected_improvement": s.ei, "observations": s.observed, "next_point": s.next_point})
             page.figure(_fig(report, f"surrogate_{phase.index}_{phase.name}", figures.surrogate_figure, s, metric),
                         "What the Gaussian process believes: mean and uncertainty of the objective over the "
                         "searched parameters, and the expected improvement that picks the next trial "

@@ -44,13 +44,12 @@ class Page:
               text_columns: Sequence[str] = (), row_class: dict[str, str] | None = None,
               key: str = "", digits: int = 4) -> None:
         """``columns`` are (header, key); rows whose ``key`` value is in ``row_class`` get that class."""
-        head = "".join(f"<th class='{'text' if k in text_columns else ''}'>{html.escape(h)}</th>"
-                       for h, k in columns)
+        align = {k: "text" if k in text_columns else "" for _, k in columns}
+        head = "".join(f"<th class='{align[k]}'>{html.escape(h)}</th>" for h, k in columns)
         body = []
         for r in rows:
             cls = (row_class or {}).get(str(r.get(key)), "")
-            cells = "".join(f"<td class='{'text' if k in text_columns else ''}'>{html.escape(cell(r.get(k), digits))}</td>"
-                            for _, k in columns)
+            cells = "".join(f"<td class='{align[k]}'>{html.escape(cell(r.get(k), digits))}</td>" for _, k in columns)
             body.append(f"<tr class='{cls}'>{cells}</tr>")
         self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
