@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 OBSERVED = ("SUCCEEDED", "STOPPED_EARLY")
-TERMINAL = ("SUCCEEDED", "STOPPED_EARLY", "FAILED", "INFEASIBLE")
 
 
 @dataclass(frozen=True)
