@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
+
+from saga.cli.interrupt import run_interruptible
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -25,6 +28,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("saga.cli.up", "run optimizer, trainers and serving as local processes"),
     "demo": ("saga.cli.demo", "the whole system end to end on synthetic data"),
 }
+# Long-running services handle SIGINT/SIGTERM themselves (stop children, hand trials back); every
+# other command is a client, run so that a signal ends it at once (saga.cli.interrupt).
+SERVICES = {"optimizer", "trainer", "serve", "up", "demo"}
 
 
 def _available() -> dict[str, tuple[str, str]]:
@@ -52,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     args = cmd_parser.parse_args(rest)
     logging.basicConfig(level=known.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if known.command not in SERVICES:
+        return run_interruptible(lambda: int(module.run(args) or 0))
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
