@@ -27,7 +27,7 @@ from .errors import FailedPrecondition, InvalidArgument, NotFound
 from .events import Event, EventBus
 from .metrics import Metrics
 from .proposer import Proposer, derive_seed, make_proposer
-from .spec import StudySpec, parse_spec
+from .spec import StudySpec, parse_spec, parse_stored
 from .observations import best_of, observations, score
 from .validation import MAX_NAME, MAX_TEXT, check_metrics, check_text
 from .views import (ACTIVE, COMPLETED, FAILED, STOPPED, TERMINAL, Lease, StudyView, TrialView, merged_parameters,
@@ -429,7 +429,7 @@ class OptimizerCore:
     def _spec(self, s: StudyRow) -> StudySpec:
         spec = self._specs.get(s.id)
         if spec is None:
-            spec = self._specs[s.id] = parse_spec(s.spec_json)
+            spec = self._specs[s.id] = parse_stored(s.spec_json)
         return spec
 
     def _proposer(self, study_id: str, phase: int, spec: StudySpec, params) -> Proposer:

@@ -33,7 +33,8 @@ def stop_message(trials: list[TrialRow], max_failed: int) -> str:
     streak, reason = failure_streak(trials)
     if streak < max_failed:
         return ""
-    return f"{streak} trials failed in a row (budget.max_failed_trials = {max_failed}); last: {reason}"
+    trials = "trial" if streak == 1 else "trials"
+    return f"{streak} {trials} failed in a row (budget.max_failed_trials = {max_failed}); last: {reason}"
 
 
 def last_reason(trials: list[TrialRow]) -> str:

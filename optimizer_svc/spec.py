@@ -12,10 +12,12 @@ never depends on defaults that change later.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import trial_contract
+import trial_contract.study
 from trial_contract import ContractError, parse_study
 from trial_contract.limits import MAX_SPEC_BYTES
 from trial_contract.registry import SEED_BACKBONES, SEED_OPTIMIZERS
@@ -24,10 +26,11 @@ from trial_contract.space import ROLES
 from .errors import InvalidArgument
 from .space import FloatParam, IntParam, Param, parse_param
 
+log = logging.getLogger(__name__)
 STRATEGIES = trial_contract.STRATEGIES
 ROLE_PARAMS = tuple(ROLES)
 __all__ = ["MAX_SPEC_BYTES", "ROLE_PARAMS", "SEED_BACKBONES", "SEED_OPTIMIZERS", "STRATEGIES", "Budget",
-           "LayerSpace", "Stopping", "StudySpec", "layer_param", "parse_spec"]
+           "LayerSpace", "Stopping", "StudySpec", "layer_param", "parse_spec", "parse_stored"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,29 @@ def parse_spec(spec: str | dict[str, Any]) -> StudySpec:
     except ContractError as e:
         raise InvalidArgument(str(e)) from None
     return from_contract(c)
+
+
+def parse_stored(spec_json: str) -> StudySpec:
+    """A spec the optimizer stored. One stored before the trial contract may hold training fields or
+    search-space parameters that no trainer ever read: they are dropped (and logged), so the study
+    stays readable, instead of failing every read of it."""
+    try:
+        return parse_spec(spec_json)
+    except InvalidArgument as refused:
+        raw = json.loads(spec_json)
+        known_training = set(trial_contract.study.TrainingSection.model_fields)
+        if isinstance(raw.get("training"), dict):
+            raw["training"] = {k: v for k, v in raw["training"].items() if k in known_training}
+        if isinstance(raw.get("search_space"), dict):
+            raw["search_space"] = {k: v for k, v in raw["search_space"].items()
+                                   if k in ROLE_PARAMS or k in trial_contract.TUNABLES}
+        try:
+            spec = parse_spec(raw)
+        except InvalidArgument:
+            raise refused from None
+        log.warning("stored spec of study %r predates the trial contract (%s): fields no trainer reads "
+                    "were dropped", spec.name, refused)
+        return spec
 
 
 def from_contract(c: trial_contract.StudySpec) -> StudySpec:

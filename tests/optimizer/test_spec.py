@@ -106,3 +106,13 @@ def test_backbone_options_and_artifacts_location_reach_the_task():
         parse_spec({"dataset": {"uri": "/d"}, "model": {"options": [1]}})
     with pytest.raises(InvalidArgument, match="artifacts_uri"):
         parse_spec({"dataset": {"uri": "/d"}, "artifacts_uri": 5})
+
+
+def test_a_spec_stored_before_the_contract_stays_readable():
+    from optimizer_svc.spec import parse_stored
+    old = json.dumps({"dataset": {"uri": "/d"}, "training": {"head_epochs": 2, "mixed_precision": True},
+                      "search_space": {"dropout": {"type": "float", "low": 0.0, "high": 0.5}}})
+    spec = parse_stored(old)
+    assert spec.training["head_epochs"] == 2 and "dropout" not in spec.params
+    with pytest.raises(InvalidArgument, match="strategy"):
+        parse_stored(json.dumps({"dataset": {"uri": "/d"}, "strategy": "bayes"}))
