@@ -9,7 +9,7 @@ import json
 import math
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_serializer, model_validator
 
 from .base import VERSION, Positional, Strict
 from .errors import ContractError, from_validation_error
@@ -78,6 +78,10 @@ class DelimitingLayer(Positional, Strict):
         if (self.index is None) == (self.relative is None):
             raise ValueError("must hold exactly one of 'index' or 'relative'")
         return self
+
+    @model_serializer
+    def _one_key(self) -> dict[str, int | float]:
+        return {"index": self.index} if self.index is not None else {"relative": self.relative}
 
     def resolve(self, base_layers: int) -> int:
         """The absolute index in a base model of ``base_layers`` layers (clamped to its length)."""
