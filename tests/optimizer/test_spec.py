@@ -37,7 +37,8 @@ def test_user_values_override_and_tunables_are_searched():
     assert spec.budget.trials_for("search") == 8 and spec.budget.trials_for("layer") == 3
     assert spec.training["momentum"] == 0.9 and spec.training["head_epochs"] == 10
     # A parameter no trainer reads, or a training field nobody applies, is refused, not searched.
-    with pytest.raises(InvalidArgument, match=r"search_space.dropout: unknown parameter \(did you mean head_dropout\?\)"):
+    with pytest.raises(InvalidArgument,
+                       match=r"search_space.dropout: unknown parameter \(did you mean head_dropout\?\)"):
         parse_spec({"dataset": {"uri": "/d"}, "search_space": {"dropout": {"type": "float", "low": 0, "high": 0.5}}})
     with pytest.raises(InvalidArgument, match="training.mixed_precision: unknown field"):
         parse_spec({"dataset": {"uri": "/d"}, "training": {"mixed_precision": True}})
