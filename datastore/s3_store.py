@@ -33,7 +33,9 @@ _PART_SIZE = 16 * 1024 * 1024
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether a failed S3 call is worth retrying."""
+    """Whether a failed S3 call is worth retrying. A TLS failure is not: it is configuration."""
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return False
     if isinstance(exc, S3Error):
         return exc.code in _TRANSIENT_CODES
     if isinstance(exc, ServerError):
@@ -41,6 +43,16 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, InvalidResponseError):
         return True  # typically a proxy or load balancer answering HTML during a restart
     return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
+
+
+def _tls_hint(what: str, uri: str, endpoint: str, exc: BaseException) -> str:
+    """What to do about a failed TLS handshake; the usual cause is a plain-HTTP endpoint (MinIO's default)."""
+    text = str(exc)
+    plain = any(s in text for s in ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure",
+                                    "http request", "unknown protocol"))
+    hint = (f"{endpoint} answers plain HTTP: set SAGA_S3_SECURE=false (or SAGA_S3_ENDPOINT=http://{endpoint})"
+            if plain else "check the server's certificate, or set SAGA_S3_SECURE=false for a plain-HTTP endpoint")
+    return f"{what} ({uri}) failed: TLS handshake with {endpoint} failed ({text}); {hint}"
 
 
 class S3Store(ObjectStore):
@@ -83,6 +95,8 @@ class S3Store(ObjectStore):
             raise StoreError(f"{what} ({self.uri}) failed: S3 {exc.code}: {exc.message}") from exc
         except (ServerError, InvalidResponseError) as exc:
             raise StoreError(f"{what} ({self.uri}) failed: {exc}") from exc
+        except urllib3.exceptions.SSLError as exc:
+            raise StoreError(_tls_hint(what, self.uri, self._endpoint, exc)) from exc
 
     def _ensure_bucket(self) -> None:
         """Creates the bucket on first write; readers never need the permission to create."""

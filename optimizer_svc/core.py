@@ -16,14 +16,19 @@ import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from . import stopping, strategies
+from trial_contract import one_line
+from trial_contract.task import TASK_ARTIFACTS
+from trial_contract.uris import check_store_uri
+
+from . import failures, stopping, strategies
+from .datasets import DatasetCheck
 from .db import Database, MeasurementRow, PhaseRow, StudyRow, TrialRow
 from .errors import FailedPrecondition, InvalidArgument, NotFound
 from .events import Event, EventBus
 from .metrics import Metrics
 from .proposer import Proposer, derive_seed, make_proposer
-from .spec import StudySpec, parse_spec
-from .observations import best_of, objective_value, observations
+from .spec import StudySpec, parse_spec, parse_stored
+from .observations import best_of, observations, score
 from .validation import MAX_NAME, MAX_TEXT, check_metrics, check_text
 from .views import (ACTIVE, COMPLETED, FAILED, STOPPED, TERMINAL, Lease, StudyView, TrialView, merged_parameters,
                     study_view, trial_view)
@@ -36,8 +41,11 @@ MAX_ARTIFACTS = 256
 
 
 class OptimizerCore:
-    def __init__(self, db_path: str, *, clock: Callable[[], float] = time.time, metrics: Metrics | None = None):
+    def __init__(self, db_path: str, *, clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
+                 datasets: DatasetCheck | None = None):
+        """``datasets``: checks and pins each new study's dataset (None: specs are checked alone)."""
         self.db = Database(db_path)
+        self.datasets = datasets
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.events = EventBus()
@@ -55,6 +63,9 @@ class OptimizerCore:
     # ------------------------------------------------------------------ studies
     def create_study(self, spec_json: str | dict) -> StudyView:
         spec = parse_spec(spec_json)
+        if self.datasets is not None:
+            given = json.loads(spec_json) if isinstance(spec_json, str) else spec_json
+            spec = self.datasets.pin(spec, given)
         now = self.clock()
         study_id = "st-" + uuid.uuid4().hex[:12]
         with self._lock, self.db.transaction():
@@ -237,6 +248,11 @@ class OptimizerCore:
         for k, v in artifacts.items():
             check_text("artifacts key", k, MAX_NAME, required=True)
             check_text(f"artifacts[{k!r}]", v, MAX_TEXT, required=True)
+            if k in TASK_ARTIFACTS:  # later tasks and the export read these: store URIs only
+                try:
+                    check_store_uri(v, f"artifacts[{k!r}]")
+                except ValueError as e:
+                    raise InvalidArgument(str(e)) from None
         key = hashlib.sha256(json.dumps([outcome, metrics, artifacts, error], sort_keys=True).encode()).hexdigest()
         with self._lock:
             self._expire_locked()
@@ -249,13 +265,15 @@ class OptimizerCore:
             now = self.clock()
             fields: dict[str, Any] = dict(lease_id="", lease_deadline=0.0, last_lease_id=lease_id, completion_key=key,
                                           metrics_json=json.dumps(metrics), artifacts_json=json.dumps(artifacts),
-                                          error=error or t.error)  # keep why an earlier attempt failed
+                                          # one line, no traceback; keep why an earlier attempt failed
+                                          error=one_line(error) or t.error)
             if outcome == "SUCCEEDED":
-                value = objective_value(self.db.measurements(t.id, t.attempt), metrics, spec)
+                value, scored = score(t.task, self.db.measurements(t.id, t.attempt), metrics, spec)
                 if value is None:
                     raise InvalidArgument(f"metrics: no value of the objective metric {spec.objective_metric!r} was "
                                           "reported in progress or in the completion")
-                fields.update(state="STOPPED_EARLY" if t.stop_reason else "SUCCEEDED", value=value, ended=now)
+                fields.update(state="STOPPED_EARLY" if t.stop_reason else "SUCCEEDED", value=value, ended=now,
+                              metrics_json=json.dumps(scored))
             elif outcome == "INFEASIBLE":
                 fields.update(state="INFEASIBLE", ended=now)
             elif outcome == "RELEASED":
@@ -313,6 +331,8 @@ class OptimizerCore:
     def _advance_locked(self, s: StudyRow, spec: StudySpec) -> None:
         """Ends the current phase once all its trials are finished; starts the next or ends the study."""
         s = self.db.study(s.id)
+        if s.state == ACTIVE and self._stop_for_failures(s, spec):
+            return
         phase = self.db.phases(s.id)[s.current_phase]
         trials = self.db.trials(s.id, phase=phase.idx)
         if phase.done or len(trials) < phase.budget or any(t.state not in TERMINAL for t in trials):
@@ -323,8 +343,10 @@ class OptimizerCore:
             return
         names = strategies.phase_names(spec)
         if best is None:
+            reason = failures.last_reason(trials)
             self.db.update_study(s.id, state=FAILED, updated=self.clock(),
-                                 message=f"phase {phase.name!r} ended without a successful trial")
+                                 message=f"phase {phase.name!r} ended without a successful trial"
+                                         + (f"; last failure: {reason}" if reason else ""))
         elif phase.idx + 1 < len(names):
             self._start_phase(s.id, spec, phase.idx + 1, best)
             self._publish(s.id, "phase_started")
@@ -332,6 +354,16 @@ class OptimizerCore:
             self.db.update_study(s.id, state=COMPLETED, updated=self.clock(), message="")
         if self.db.study(s.id).state != ACTIVE:
             self._publish(s.id, "study_finished")
+
+    def _stop_for_failures(self, s: StudyRow, spec: StudySpec) -> bool:
+        """Ends the study when its last ``budget.max_failed_trials`` trials all failed (optimizer_svc.failures)."""
+        message = failures.stop_message(self.db.trials(s.id), spec.budget.max_failed_trials)
+        if not message:
+            return False
+        self.db.update_study(s.id, state=FAILED, updated=self.clock(), message=message)
+        log.warning("study %s: %s", s.id, message)
+        self._publish(s.id, "study_finished")
+        return True
 
     # ------------------------------------------------------------------ reads
     def get_trial(self, trial_id: str) -> TrialView:
@@ -397,7 +429,7 @@ class OptimizerCore:
     def _spec(self, s: StudyRow) -> StudySpec:
         spec = self._specs.get(s.id)
         if spec is None:
-            spec = self._specs[s.id] = parse_spec(s.spec_json)
+            spec = self._specs[s.id] = parse_stored(s.spec_json)
         return spec
 
     def _proposer(self, study_id: str, phase: int, spec: StudySpec, params) -> Proposer:

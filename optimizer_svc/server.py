@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 from saga.v1 import optimizer_pb2, optimizer_pb2_grpc
 
 from .core import OptimizerCore
+from .datasets import DatasetCheck
 from .servicer import OptimizerServicer
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,11 @@ class LeaseReaper(threading.Thread):
                 log.exception("expiring leases failed")
 
 
-def serve(*, host: str, port: int, db: str, metrics_port: int | None, reap_interval: float = 1.0) -> None:
-    """Runs the service until SIGTERM or SIGINT."""
-    core = OptimizerCore(db)
+def serve(*, host: str, port: int, db: str, metrics_port: int | None, reap_interval: float = 1.0,
+          check_datasets: bool = True) -> None:
+    """Runs the service until SIGTERM or SIGINT. ``check_datasets``: read each new study's dataset
+    manifest when the store is reachable (optimizer_svc.datasets)."""
+    core = OptimizerCore(db, datasets=DatasetCheck() if check_datasets else None)
     server, bound = make_server(core, f"{host}:{port}")
     if metrics_port is not None:
         http, _ = start_http_server(metrics_port, registry=core.metrics.registry)

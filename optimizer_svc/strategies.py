@@ -19,16 +19,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from trial_contract import PHASES, TUNABLES, VERSION, TrialTask
+
 from .space import FloatParam, Param
 from .spec import StudySpec, layer_param
-
-PHASES = {
-    "shared": ("search", "layer"),
-    "separate": ("search", "layer"),
-    "separate_steps": ("head", "finetune", "layer"),
-    "joint": ("search",),
-    "random": ("search",),
-}
 
 
 @dataclass(frozen=True)
@@ -114,15 +108,24 @@ def phase_context(spec: StudySpec, phase: str, prior: PriorTrial | None) -> Phas
 
 def build_task(spec: StudySpec, *, study_id: str, trial_id: str, attempt: int, phase_index: int,
                phase: str, ctx: PhaseContext, parameters: dict[str, Any], artifacts_uri: str) -> dict[str, Any]:
-    """The task a worker runs for one trial (schema: docs/TRIAL_TASK.md)."""
+    """The task a worker runs for one trial (schema: trial_contract.task, docs/TRIAL_TASK.md).
+
+    Built through the contract's own model, so a task the optimizer hands out is one a trainer
+    accepts. The scored step (``objective.step``) is the head step in ``separate_steps``' head
+    phase and the fine-tuning step everywhere else (thesis 3.4.7).
+    """
     p = {**ctx.fixed, **parameters}
     tr = spec.training
+    recipe = spec.contract.training.recipe()
+    for name, tunable in TUNABLES.items():
+        if name in p:
+            tunable.apply(recipe, p[name])
     head = {"name": "head", "optimizer": p.get("head_optimizer", p.get("optimizer")),
             "learning_rate": p.get("head_learning_rate", p.get("learning_rate")),
             "max_epochs": tr["head_epochs"]}
     if "delimiting_layer" in p:
         is_index = isinstance(p["delimiting_layer"], int) and not isinstance(p["delimiting_layer"], bool)
-        delimiting = {"index": p["delimiting_layer"]} if is_index else {"relative": p["delimiting_layer"]}
+        delimiting = {"index": p["delimiting_layer"]} if is_index else {"relative": float(p["delimiting_layer"])}
     else:
         delimiting = {"relative": tr["default_delimiting_depth"]}
     finetune = {"name": "finetune", "optimizer": p.get("finetune_optimizer", p.get("optimizer")),
@@ -135,17 +138,18 @@ def build_task(spec: StudySpec, *, study_id: str, trial_id: str, attempt: int, p
         steps = [finetune]
     else:
         steps = [head, finetune]
-    extras = {q.name: p[q.name] for q in spec.extras if q.name in p}
-    return {
+    task = TrialTask.model_validate({
+        "version": VERSION,
         "study_id": study_id, "trial_id": trial_id, "attempt": attempt,
         "phase": {"index": phase_index, "name": phase},
         "dataset": dict(spec.dataset),
         "model": {**spec.model, "backbone": p["backbone"]},
         "steps": steps,
         "start_from": start_from,
-        "training": dict(tr),
-        "hyperparameters": extras,
-        "objective": {"metric": spec.objective_metric, "goal": "maximize" if spec.maximize else "minimize"},
+        "training": recipe,
+        "objective": {"metric": spec.objective_metric, "goal": "maximize" if spec.maximize else "minimize",
+                      "step": steps[-1]["name"]},
         "seed": spec.seed,
         "artifacts_uri": artifacts_uri,
-    }
+    })
+    return task.model_dump(mode="json")

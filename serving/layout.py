@@ -50,6 +50,10 @@ class ModelBase(abc.ABC):
     def version_numbers(self, name: str) -> dict[int, bool]:
         """Every numeric version of ``name`` -> whether it is complete."""
 
+    @abc.abstractmethod
+    def model_names(self) -> list[str]:
+        """The names of the models under the base (valid names only), sorted."""
+
     def versions(self, name: str) -> list[int]:
         """The complete versions of ``name``, ascending."""
         return sorted(v for v, complete in self.version_numbers(name).items() if complete)
@@ -87,6 +91,11 @@ class LocalModelBase(ModelBase):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().absolute()
         self.uri = str(self.root)
+
+    def model_names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(e.name for e in self.root.iterdir() if e.is_dir() and _NAME.fullmatch(e.name))
 
     def version_numbers(self, name: str) -> dict[int, bool]:
         found: dict[int, bool] = {}
@@ -127,6 +136,10 @@ class StoreModelBase(ModelBase):
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
         self.uri = store.uri
+
+    def model_names(self) -> list[str]:
+        return sorted({key.split("/", 1)[0] for key in self.store.list() if "/" in key
+                       and _NAME.fullmatch(key.split("/", 1)[0])})
 
     def version_numbers(self, name: str) -> dict[int, bool]:
         found: dict[int, bool] = {}

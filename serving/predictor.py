@@ -8,6 +8,7 @@ import numpy as np
 
 from serving.batching import BatchingQueue
 from serving.errors import InvalidInput
+from serving.input_limits import DEFAULT_MAX_IMAGE_PIXELS, check_values
 from serving.loaded_model import LoadedVersion, Signature
 from serving.registry import ModelRegistry, VersionStatus
 
@@ -28,9 +29,13 @@ class Predictor:
     """Checks requests against the served signatures and runs them, batching when asked to."""
 
     def __init__(self, registry: ModelRegistry, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-                 batching: BatchingQueue | None = None) -> None:
+                 batching: BatchingQueue | None = None,
+                 max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         if max_payload_bytes < 1:
             raise ValueError(f"max_payload_bytes must be >= 1, got {max_payload_bytes}")
+        if max_image_pixels < 1:
+            raise ValueError(f"max_image_pixels must be >= 1, got {max_image_pixels}")
+        self.max_image_pixels = max_image_pixels
         self.registry = registry
         self.max_payload_bytes = max_payload_bytes
         self.batching = batching
@@ -58,6 +63,7 @@ class Predictor:
             raise InvalidInput(f"output_filter names unknown outputs {unknown}; "
                                f"{signature.name!r} has {sorted(signature.outputs)}")
         checked = model.check_inputs(signature, inputs)
+        check_values(checked, self.max_image_pixels)
         if self.batching is not None:
             outputs = self.batching.submit((model.name, model.version, signature.name),
                                            lambda x: model.run(signature, x), checked)

@@ -32,19 +32,21 @@ class VersionStatus:
 
 
 class ModelRegistry:
-    """Serves the newest ``max_versions`` complete versions of each named model of ``base``."""
+    """Serves the newest ``max_versions`` complete versions of each named model of ``base``;
+    with ``discover``, also of every model that appears in ``base`` later (``saga up``)."""
 
     def __init__(self, base: ModelBase, names: Sequence[str], *, max_versions: int = 2,
                  poll_interval_s: float = 1.0, cache_dir: str | Path | None = None,
-                 metrics: ServingMetrics | None = None) -> None:
-        if not names:
-            raise ValueError("at least one model name is needed")
+                 metrics: ServingMetrics | None = None, discover: bool = False) -> None:
+        if not names and not discover:
+            raise ValueError("at least one model name is needed (or serve every model of the base)")
         if max_versions < 1:
             raise ValueError(f"max_versions must be >= 1, got {max_versions}")
         if poll_interval_s <= 0:
             raise ValueError(f"poll_interval_s must be > 0, got {poll_interval_s}")
         self.base = base
         self.names = tuple(check_model_name(n) for n in names)
+        self.discover = discover
         self.max_versions = max_versions
         self.poll_interval_s = poll_interval_s
         self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="saga-serve-"))
@@ -99,6 +101,8 @@ class ModelRegistry:
     # -- watching the base ------------------------------------------------------------------
     def refresh(self) -> None:
         """One poll: loads new complete versions among the newest ``max_versions``, unloads the rest."""
+        if self.discover:
+            self._discover()
         for name in self.names:
             try:
                 available = self.base.versions(name)
@@ -121,6 +125,19 @@ class ModelRegistry:
             self.metrics.set_loaded(name, loaded)
         for listener in self._listeners:
             listener()
+
+    def _discover(self) -> None:
+        try:
+            found = [n for n in self.base.model_names() if n not in self.names]
+        except Exception:  # noqa: BLE001 - a store hiccup must not stop the watcher
+            log.exception("cannot list the models in %s", self.base.uri)
+            return
+        if found:
+            with self._lock:
+                for name in found:
+                    self._loaded[name], self._failed[name] = {}, {}
+                self.names = (*self.names, *found)
+            log.info("found model(s) %s in %s", ", ".join(found), self.base.uri)
 
     def _load(self, name: str, version: int) -> None:
         log.info("loading %s version %d from %s", name, version, self.base.version_uri(name, version))

@@ -19,7 +19,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from serving.errors import HTTP_STATUS, InvalidInput, NotFound, ServingError
 from serving.metrics import ServingMetrics
 from serving.predictor import Predictor
-from serving.rest_json import format_predict, parse_predict
+from serving.rest_json import format_predict, load_json, parse_predict
 
 log = logging.getLogger(__name__)
 _PATH = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d{1,18}))?"
@@ -82,10 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
         except InvalidInput:
             self.close_connection = True  # the unread body must not be parsed as the next request
             raise
-        try:
-            request = json.loads(self.rfile.read(int(length)))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"the request body is not JSON: {exc}") from exc
+        request = load_json(self.rfile.read(int(length)))
         if not isinstance(request, dict):
             raise InvalidInput("the request body must be a JSON object")
         signature_name = request.get("signature_name")
@@ -101,8 +98,11 @@ class _Handler(BaseHTTPRequestHandler):
         defs = get_model_metadata_pb2.SignatureDefMap()
         for key, value in model.signature_defs.items():
             defs.signature_def[key].CopyFrom(value)
+        # TF Serving keeps the proto field names (signature_def, tensor_shape, method_name) and
+        # prints fields at their default values (unknown_rank, a dimension's empty name).
         body = {"model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
-                "metadata": {"signature_def": json_format.MessageToDict(defs)}}
+                "metadata": {"signature_def": json_format.MessageToDict(
+                    defs, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)}}
         return body, model.name, model.version
 
     def _status(self, name: str, version: int | None) -> tuple[dict[str, Any], str, int]:
@@ -114,7 +114,10 @@ class _Handler(BaseHTTPRequestHandler):
         return body, name, statuses[0].version if statuses else 0
 
     def _reply(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+        try:
+            data = json.dumps(body, allow_nan=False).encode()  # NaN is not JSON: never send it
+        except ValueError:
+            status, data = 500, json.dumps({"error": "the model produced NaN or infinite values"}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

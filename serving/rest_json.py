@@ -9,12 +9,45 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from serving.errors import InvalidInput
+
+# A batch of images as nested lists is 5 levels deep; anything near this is an attack, not a request.
+MAX_JSON_DEPTH = 32
+
+
+def load_json(data: bytes) -> Any:
+    """A request body as JSON; InvalidInput for malformed JSON, NaN/Infinity literals (not JSON,
+    though Python's parser accepts them) and nesting deeper than :data:`MAX_JSON_DEPTH`."""
+    def refuse(literal: str) -> Any:
+        raise InvalidInput(f"the request holds {literal}, which is not JSON; send finite numbers")
+
+    try:
+        body = json.loads(data, parse_constant=refuse)
+    except RecursionError:
+        raise InvalidInput(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the request body is not JSON: {exc}") from exc
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise InvalidInput(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels")
+    return body
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level)
+            if deepest > MAX_JSON_DEPTH:
+                break
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def parse_predict(body: Any, input_names: Sequence[str]) -> tuple[dict[str, np.ndarray], bool]:

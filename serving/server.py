@@ -17,6 +17,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 
 from serving.batching import BatchingQueue
 from serving.grpc_api import ModelStatusServicer, PredictionServicer
+from serving.input_limits import DEFAULT_MAX_IMAGE_PIXELS
 from serving.layout import ModelBase, open_model_base
 from serving.metrics import ServingMetrics
 from serving.predictor import DEFAULT_MAX_PAYLOAD_BYTES, Predictor
@@ -45,6 +46,8 @@ class ServerConfig:
     batch_timeout_s: float = 0.005
     grpc_workers: int = 16
     cache_dir: str | None = None
+    all_models: bool = False          # also serve every other model that appears in the base
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
 
 class ServingServer:
@@ -108,12 +111,13 @@ def make_server(config: ServerConfig) -> ServingServer:
     metrics = ServingMetrics()
     registry = ModelRegistry(open_model_base(config.model_base), config.model_names,
                              max_versions=config.max_versions, poll_interval_s=config.poll_interval_s,
-                             cache_dir=config.cache_dir, metrics=metrics)
+                             cache_dir=config.cache_dir, metrics=metrics, discover=config.all_models)
     batching = None
     if config.batching:
         batching = BatchingQueue(config.max_batch_size, config.batch_timeout_s,
                                  on_batch=lambda key, n: metrics.batch_size.labels(key[0]).observe(n))
-    predictor = Predictor(registry, max_payload_bytes=config.max_payload_bytes, batching=batching)
+    predictor = Predictor(registry, max_payload_bytes=config.max_payload_bytes, batching=batching,
+                          max_image_pixels=config.max_image_pixels)
     # The transport accepts a little more than the limit, so that an oversized request gets the
     # predictor's INVALID_ARGUMENT with a message rather than a bare RESOURCE_EXHAUSTED.
     limit = config.max_payload_bytes + 64 * 1024

@@ -1,4 +1,6 @@
-"""Registry of ``keras.applications`` backbones: name -> constructor, preprocessing, input sizes.
+"""The Keras side of the backbone registry: each name of the trial contract
+(:data:`trial_contract.registry.BACKBONES`, which also holds its input sizes) mapped to its
+``keras.applications`` constructor and preprocessing.
 
 Entries resolve lazily (``getattr`` on ``keras.applications`` when used), so listing the
 registry costs nothing and a Keras version without some family fails with a clear error only
@@ -11,6 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import keras
+
+from trial_contract.registry import BACKBONES as CONTRACT_BACKBONES
+from trial_contract.registry import unknown_name
 
 
 @dataclass(frozen=True)
@@ -36,34 +41,26 @@ class Backbone:
         return getattr(keras.applications, self.module).preprocess_input
 
 
-def _family(module: str, sizes: dict[str, int], min_size: int = 32) -> dict[str, Backbone]:
-    return {name: Backbone(name, module, size, min_size) for name, size in sizes.items()}
-
+# keras.applications submodule of every family, by the contract's backbone names.
+_MODULES: dict[str, str] = {
+    "Xception": "xception", "VGG16": "vgg16", "VGG19": "vgg19",
+    **dict.fromkeys(("ResNet50", "ResNet101", "ResNet152"), "resnet"),
+    "InceptionV3": "inception_v3", "InceptionResNetV2": "inception_resnet_v2",
+    **dict.fromkeys(("DenseNet121", "DenseNet169", "DenseNet201"), "densenet"),
+    **dict.fromkeys(("ResNet50V2", "ResNet101V2", "ResNet152V2"), "resnet_v2"),
+    **{f"EfficientNetB{i}": "efficientnet" for i in range(8)},
+    **dict.fromkeys(("EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
+                     "EfficientNetV2S", "EfficientNetV2M", "EfficientNetV2L"), "efficientnet_v2"),
+    "MobileNet": "mobilenet", "MobileNetV2": "mobilenet_v2",
+    **dict.fromkeys(("MobileNetV3Small", "MobileNetV3Large"), "mobilenet_v3"),
+    **dict.fromkeys(("NASNetMobile", "NASNetLarge"), "nasnet"),
+    **dict.fromkeys(("ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge"),
+                    "convnext"),
+}
 
 BACKBONES: dict[str, Backbone] = {
-    # The seed's nine (thesis chapter 3).
-    **_family("xception", {"Xception": 299}, min_size=71),
-    **_family("vgg16", {"VGG16": 224}),
-    **_family("vgg19", {"VGG19": 224}),
-    **_family("resnet", {"ResNet50": 224, "ResNet101": 224, "ResNet152": 224}),
-    **_family("inception_v3", {"InceptionV3": 299}, min_size=75),
-    **_family("inception_resnet_v2", {"InceptionResNetV2": 299}, min_size=75),
-    **_family("densenet", {"DenseNet121": 224, "DenseNet169": 224, "DenseNet201": 224}),
-    # Newer families.
-    **_family("resnet_v2", {"ResNet50V2": 224, "ResNet101V2": 224, "ResNet152V2": 224}),
-    **_family("efficientnet", {"EfficientNetB0": 224, "EfficientNetB1": 240, "EfficientNetB2": 260,
-                               "EfficientNetB3": 300, "EfficientNetB4": 380, "EfficientNetB5": 456,
-                               "EfficientNetB6": 528, "EfficientNetB7": 600}),
-    **_family("efficientnet_v2", {"EfficientNetV2B0": 224, "EfficientNetV2B1": 240,
-                                  "EfficientNetV2B2": 260, "EfficientNetV2B3": 300,
-                                  "EfficientNetV2S": 384, "EfficientNetV2M": 480,
-                                  "EfficientNetV2L": 480}),
-    **_family("mobilenet", {"MobileNet": 224}),
-    **_family("mobilenet_v2", {"MobileNetV2": 224}),
-    **_family("mobilenet_v3", {"MobileNetV3Small": 224, "MobileNetV3Large": 224}),
-    **_family("nasnet", {"NASNetMobile": 224, "NASNetLarge": 331}),
-    **_family("convnext", {"ConvNeXtTiny": 224, "ConvNeXtSmall": 224, "ConvNeXtBase": 224,
-                           "ConvNeXtLarge": 224, "ConvNeXtXLarge": 224}),
+    name: Backbone(name, _MODULES[name], info.default_size, info.min_size)
+    for name, info in CONTRACT_BACKBONES.items()
 }
 
 
@@ -72,4 +69,4 @@ def get_backbone(name: str) -> Backbone:
     try:
         return BACKBONES[name]
     except KeyError:
-        raise KeyError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}") from None
+        raise KeyError(unknown_name("backbone", name, BACKBONES)) from None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datastore.cache import sync_split
-from datastore.manifest import ManifestError, load_manifest
+from datastore.manifest import MANIFEST_KEY, ManifestError, load_manifest
 from datastore.store import ObjectStore
 from trainer_svc.errors import DatasetError
 
@@ -45,3 +45,16 @@ def fetch_split(dataset: ObjectStore, split: str, cache_dir: Path) -> SplitFiles
         raise DatasetError(f"dataset {dataset.uri}: {exc}") from None
     return SplitFiles(items=[(str(c.path), manifest.class_index(c.label)) for c in cached],
                       class_names=list(manifest.classes))
+
+
+def check_manifest(dataset: ObjectStore, sha256: str) -> None:
+    """DatasetError unless the dataset's manifest is still the one its study pinned at creation:
+    every trial of a study must see the same data and split."""
+    try:
+        current = load_manifest(dataset).sha256
+    except ManifestError as exc:
+        raise DatasetError(f"dataset {dataset.uri}: {exc}") from None
+    if current != sha256:
+        raise DatasetError(f"dataset {dataset.uri} changed under the study: its {MANIFEST_KEY} has sha256 "
+                           f"{current[:12]}…, the study pinned {sha256[:12]}… at creation; "
+                           "create a new study for the new data")

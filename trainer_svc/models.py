@@ -14,10 +14,13 @@ import keras
 from trainer_svc.backbones import get_backbone
 from trainer_svc.errors import InvalidTask, WeightsError
 from trainer_svc.task import DelimitingLayer
+from trial_contract.registry import MOMENTUM_OPTIMIZERS
 
 POOL_LAYER = "saga_pool"
+DROPOUT_LAYER = "saga_dropout"
 HEAD_LAYER = "saga_predictions"
 
+# The contract's optimizer names (trial_contract.registry.OPTIMIZERS) -> Keras classes.
 OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
     "SGD": keras.optimizers.SGD,
     "RMSprop": keras.optimizers.RMSprop,
@@ -32,7 +35,7 @@ OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
 
 def build_model(backbone: str, num_classes: int, image_size: int,
                 weights: str | Path | None = None, pooling: str = "max",
-                **options: object) -> keras.Model:
+                head_dropout: float = 0.0, **options: object) -> keras.Model:
     """A classifier on ``backbone`` with ``num_classes`` outputs.
 
     ``weights``: ``"imagenet"`` (downloaded by Keras; needs internet), ``None`` (random init),
@@ -56,6 +59,8 @@ def build_model(backbone: str, num_classes: int, image_size: int,
         load_base_weights(base, Path(weights))
     pool_cls = keras.layers.GlobalMaxPooling2D if pooling == "max" else keras.layers.GlobalAveragePooling2D
     features = pool_cls(name=POOL_LAYER)(base.output)
+    if head_dropout > 0:
+        features = keras.layers.Dropout(head_dropout, name=DROPOUT_LAYER)(features)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name=HEAD_LAYER)(features)
     return keras.Model(base.input, outputs, name=f"saga_{backbone}")
 
@@ -152,11 +157,39 @@ def set_trainable(model: keras.Model, step: str, delimiter: DelimitingLayer | No
     return first
 
 
-def compile_for_step(model: keras.Model, optimizer: str, learning_rate: float) -> None:
-    """(Re)compiles with a fresh optimizer; needed after every change of ``trainable``."""
+def compile_for_step(model: keras.Model, optimizer: str, learning_rate: float, *, momentum: float = 0.0,
+                     weight_decay: float = 0.0, label_smoothing: float = 0.0) -> None:
+    """(Re)compiles with a fresh optimizer; needed after every change of ``trainable``.
+
+    ``momentum`` applies to SGD and RMSprop (the others have their own betas); ``weight_decay``
+    is the optimizer's decoupled weight decay; ``label_smoothing`` smooths the loss's targets.
+    """
     try:
         opt_cls = OPTIMIZERS[optimizer]
     except KeyError:
         raise InvalidTask("steps[].optimizer", f"unknown optimizer {optimizer!r}") from None
-    model.compile(optimizer=opt_cls(learning_rate=learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    kwargs: dict[str, float] = {"learning_rate": learning_rate}
+    if momentum and optimizer in MOMENTUM_OPTIMIZERS:
+        kwargs["momentum"] = momentum
+    if weight_decay:
+        kwargs["weight_decay"] = weight_decay
+    loss = (SmoothedSparseCrossentropy(label_smoothing) if label_smoothing
+            else keras.losses.SparseCategoricalCrossentropy())
+    model.compile(optimizer=opt_cls(**kwargs), loss=loss, metrics=["accuracy"])
+
+
+@keras.saving.register_keras_serializable(package="saga")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy on integer labels with label smoothing (Keras smooths one-hot targets only)."""
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        classes = keras.ops.shape(y_pred)[-1]
+        one_hot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), classes)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}

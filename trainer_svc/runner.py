@@ -17,14 +17,16 @@ import tensorflow as tf
 from trainer_svc import artifacts as art
 from trainer_svc.artifacts import StoreOpener, download_object, upload_artifacts
 from trainer_svc.backbones import get_backbone
-from trainer_svc.data import SplitFetcher, SplitFiles, fetch_split
+from trainer_svc.data import SplitFetcher, SplitFiles, check_manifest, fetch_split
 from trainer_svc.errors import DatasetError, InfeasibleTrial, WeightsError
 from trainer_svc.evaluation import evaluate
 from trainer_svc.models import build_model, load_checkpoint
 from trainer_svc.pipeline import PipelineConfig, make_dataset
 from trainer_svc.progress import Decision, Reporter
 from trainer_svc.task import TrialTask
+from trial_contract.failures import OUT_OF_MEMORY
 from trainer_svc.training import TrainingResult, train
+from trial_contract.metrics import head_metric
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 class TrialResult:
     """What a worker reports with CompleteTrial."""
 
-    objective_value: float | None      # best validation objective seen over all epochs
+    objective_value: float | None      # best validation objective over the epochs of the scored step
     metrics: dict[str, float]          # flat, finite: val_accuracy, test_mcc, base_layers, ...
     artifacts: dict[str, str]          # artifact name -> object URI
     stopped: Decision                  # CONTINUE, or the stop the reporter ordered
@@ -57,12 +59,12 @@ def run_task(task: TrialTask, open_store: StoreOpener, reporter: Reporter, cache
     try:
         model = _initial_model(task, open_store, len(classes), work_dir / "inputs")
         result = train(model, task.steps, data["train"], data["validation"], reporter,
-                       work_dir / "out", task.objective, heartbeat_every_s)
+                       work_dir / "out", task.objective, heartbeat_every_s, recipe=task.training)
         best = load_checkpoint(result.checkpoint) if result.checkpoint else model
         reports = {name: evaluate(best, data[name], classes)
                    for name in ("validation", "test") if name in data}
     except tf.errors.ResourceExhaustedError as exc:
-        raise InfeasibleTrial(f"out of memory: {exc.message[:200]}") from None
+        raise InfeasibleTrial(f"{OUT_OF_MEMORY}: {exc.message[:200]}") from None
     report = _report(task, result, reports)
     uris = upload_artifacts(open_store(task.artifacts_uri), {
         art.CHECKPOINT: result.checkpoint, art.HEAD_CHECKPOINT: result.head_checkpoint,
@@ -74,6 +76,8 @@ def run_task(task: TrialTask, open_store: StoreOpener, reporter: Reporter, cache
 def _sync(task: TrialTask, open_store: StoreOpener, fetch: SplitFetcher,
           cache_dir: Path) -> dict[str, SplitFiles]:
     store = open_store(task.dataset.uri)
+    if task.dataset.manifest_sha256:
+        check_manifest(store, task.dataset.manifest_sha256)
     names = {"train": task.dataset.train, "validation": task.dataset.validation}
     if task.dataset.test:
         names["test"] = task.dataset.test
@@ -100,7 +104,7 @@ def _initial_model(task: TrialTask, open_store: StoreOpener, num_classes: int,
     if weights is not None and weights != "imagenet":
         weights = download_object(open_store, weights, inputs, "model.weights")
     return build_model(task.model.backbone, num_classes, task.model.image_size, weights,
-                       task.model.pooling, **task.model.options)
+                       task.model.pooling, head_dropout=task.training.head_dropout, **task.model.options)
 
 
 def _report(task: TrialTask, result: TrainingResult,
@@ -112,6 +116,8 @@ def _report(task: TrialTask, result: TrainingResult,
     if result.best_value is not None:
         summary["objective"] = result.best_value
         summary[f"best_{task.objective.metric}"] = result.best_value
+    if "head" in result.step_best:  # the head step's best, beside the objective (docs/TRIAL_TASK.md)
+        summary[head_metric(task.objective.metric)] = result.step_best["head"]
     for name, rep in reports.items():
         p = prefix[name]
         summary[f"{p}_accuracy"] = rep["accuracy"]

@@ -1,9 +1,14 @@
 """Two-step training (seed: train the new head on a frozen base, then fine-tune from the
 delimiting layer on), driven by a :class:`~trainer_svc.progress.Reporter`.
 
-Artifacts under ``work_dir``: ``model.keras`` (best epoch by the objective, over all steps),
-``head.keras`` (the model after the head step), ``history.csv`` (one row per epoch, with a
-``step`` column: 0 head, 1 finetune) and ``tensorboard/<step>/``.
+What a trial scores (thesis 3.4.7, docs/TRIAL_TASK.md): the best epoch of its scored step
+(``objective.step``; the last step unless the task says otherwise). Each step keeps its best
+epoch's weights (Keras ``ModelCheckpoint``); fine-tuning starts from the best head epoch, not the
+last one (thesis 3.4.8).
+
+Artifacts under ``work_dir``: ``model.keras`` (the best epoch of the scored step), ``head.keras``
+(the best epoch of the head step, which later phases start from), ``history.csv`` (one row per
+epoch, with a ``step`` column: 0 head, 1 finetune) and ``tensorboard/<step>/``.
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ import tensorflow as tf
 from trainer_svc.errors import InfeasibleTrial
 from trainer_svc.models import base_layer_count, compile_for_step, set_trainable
 from trainer_svc.progress import Decision, Reporter, ReporterCallback
-from trainer_svc.task import Objective, StepSpec
+from trainer_svc.task import Objective, StepSpec, TrainingRecipe
+from trial_contract.failures import DIVERGED, OUT_OF_MEMORY
 
 log = logging.getLogger(__name__)
 STEP_INDEX = {"head": 0, "finetune": 1}
@@ -32,15 +38,17 @@ class TrainingResult:
     """What training produced; paths are local (the runner uploads them)."""
 
     objective_metric: str
-    best_value: float | None                 # best objective over every epoch of every step
+    best_value: float | None                 # the objective: best over the epochs of the scored step
     histories: dict[str, list[dict[str, float]]]  # step -> per-epoch metrics
     stopped: Decision                        # CONTINUE when every step ran to its end
     base_layers: int
-    checkpoint: Path | None                  # best model; None when no epoch finished
-    head_checkpoint: Path | None             # None when no head step ran
+    checkpoint: Path | None                  # the scored step's best epoch; None when no epoch finished
+    head_checkpoint: Path | None             # the head step's best epoch; None when no head step ran
     history_csv: Path
     tensorboard_dir: Path
     trainable_from: dict[str, int] = field(default_factory=dict)  # step -> first trainable layer
+    scored_step: str = ""                    # the step whose best epoch is the objective
+    step_best: dict[str, float] = field(default_factory=dict)  # step -> its best objective value
 
 
 class _StepTag(keras.callbacks.Callback):
@@ -57,34 +65,38 @@ class _StepTag(keras.callbacks.Callback):
 
 def train(model: keras.Model, steps: Sequence[StepSpec], train_ds: tf.data.Dataset,
           val_ds: tf.data.Dataset, reporter: Reporter, work_dir: Path, objective: Objective,
-          heartbeat_every_s: float = 30.0) -> TrainingResult:
+          heartbeat_every_s: float = 30.0, recipe: TrainingRecipe | None = None) -> TrainingResult:
     """Runs ``steps`` in order on ``model`` (recompiling for each) and returns the result.
 
+    After each step the model holds that step's best epoch. A trial stopped before its scored
+    step (nonconvergence in the head step) scores the best epoch of the step it reached.
     Raises :class:`InfeasibleTrial` on a non-finite loss or metric, or when the accelerator
     runs out of memory. Exceptions from the reporter (e.g. a lost lease) propagate unchanged.
     """
+    recipe = recipe or TrainingRecipe()
     work_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("model.keras", "head.keras", "history.csv"):  # CSVLogger appends
-        (work_dir / stale).unlink(missing_ok=True)
+    for stale in ("model.keras", "head.keras", "history.csv", "head.weights.h5", "finetune.weights.h5"):
+        (work_dir / stale).unlink(missing_ok=True)  # CSVLogger appends; checkpoints must be this run's
     mode = "max" if objective.goal == "maximize" else "min"
+    scored = objective.step or steps[-1].name
     result = TrainingResult(
         objective_metric=objective.metric, best_value=None, histories={},
         stopped=Decision.CONTINUE, base_layers=base_layer_count(model),
         checkpoint=None, head_checkpoint=None,
-        history_csv=work_dir / "history.csv", tensorboard_dir=work_dir / "tensorboard")
-    # One instance over all steps, so "best" spans both steps and a worse fine-tuning epoch
-    # never overwrites the best head-step model.
-    best_ckpt = keras.callbacks.ModelCheckpoint(
-        work_dir / "model.keras", monitor=objective.metric, mode=mode, save_best_only=True)
+        history_csv=work_dir / "history.csv", tensorboard_dir=work_dir / "tensorboard", scored_step=scored)
+    scored_done = False
     for step in steps:
         first = set_trainable(model, step.name, step.delimiting_layer)
         result.trainable_from[step.name] = first
-        compile_for_step(model, step.optimizer, step.learning_rate)
+        compile_for_step(model, step.optimizer, step.learning_rate, momentum=recipe.momentum,
+                         weight_decay=recipe.weight_decay, label_smoothing=recipe.label_smoothing)
         progress = ReporterCallback(reporter, step.name, heartbeat_every_s)
+        best_weights = work_dir / f"{step.name}.weights.h5"
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
             progress,
-            best_ckpt,
+            keras.callbacks.ModelCheckpoint(best_weights, monitor=objective.metric, mode=mode,
+                                            save_best_only=True, save_weights_only=True),
             _StepTag(step.name),
             keras.callbacks.CSVLogger(str(result.history_csv), append=True),
             *_tensorboard(result.tensorboard_dir / step.name),
@@ -95,22 +107,29 @@ def train(model: keras.Model, steps: Sequence[StepSpec], train_ds: tf.data.Datas
             history = model.fit(train_ds, validation_data=val_ds, epochs=step.max_epochs,
                                 callbacks=callbacks, verbose=0, shuffle=False)
         except tf.errors.ResourceExhaustedError as exc:
-            raise InfeasibleTrial(f"out of memory in step {step.name}: {exc.message[:200]}") from None
+            raise InfeasibleTrial(f"{OUT_OF_MEMORY} in step {step.name}: {exc.message[:200]}") from None
         epochs = _epochs(history.history)
         _check_finite(step.name, epochs, progress)
         result.histories[step.name] = [{k: v for k, v in e.items() if k != "step"} for e in epochs]
-        result.best_value = _best(result.best_value, epochs, objective)
+        value = _best(None, epochs, objective)
+        if value is not None:
+            result.step_best[step.name] = value
+        if best_weights.exists():
+            model.load_weights(best_weights)  # the next step, and the checkpoint, start from the best epoch
         if step.name == "head":
             result.head_checkpoint = work_dir / "head.keras"
             model.save(result.head_checkpoint)
+        if epochs and not scored_done:  # the scored step, or the step reached last when stopped before it
+            result.checkpoint = work_dir / "model.keras"
+            model.save(result.checkpoint)
+            result.best_value = value
+            scored_done = step.name == scored
         if progress.decision is Decision.STOP_TRIAL:
             result.stopped = Decision.STOP_TRIAL
             log.info("stop_trial after step %s epoch %d", step.name, len(epochs) - 1)
             break
         if progress.decision is Decision.STOP_STEP:
             result.stopped = Decision.STOP_STEP
-    if best_ckpt.best is not None and (work_dir / "model.keras").exists():
-        result.checkpoint = work_dir / "model.keras"
     return result
 
 
@@ -133,7 +152,7 @@ def _check_finite(step: str, epochs: list[dict[str, float]], progress: ReporterC
     for e in epochs:
         bad.update({k: v for k, v in e.items() if not math.isfinite(v)})
     if bad:
-        raise InfeasibleTrial(f"non-finite {', '.join(sorted(bad))} in step {step}")
+        raise InfeasibleTrial(f"{DIVERGED}: non-finite {', '.join(sorted(bad))} in step {step}")
 
 
 def _best(current: float | None, epochs: list[dict[str, float]], objective: Objective) -> float | None:

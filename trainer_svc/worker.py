@@ -10,7 +10,6 @@ import json
 import logging
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from datastore import open_store
 from optimizer_svc.client import OptimizerClient
 from optimizer_svc.errors import FailedPrecondition, NotFound
 
+from .completion import complete
 from .errors import InfeasibleTrial, InvalidTask
 from .progress import Decision
 from .runner import run_task
@@ -139,12 +139,7 @@ class Worker:
         if outcome == "lost":
             self.metrics.trials.labels("lost").inc()
             return outcome
-        try:
-            self.client.complete_trial(trial.id, lease.id, outcome, metrics=metrics, artifacts=artifacts,
-                                       error=error[:8000])
-        except (FailedPrecondition, NotFound) as e:
-            log.warning("trial %s: completion refused (%s); the optimizer re-ran or dropped it", trial.id, e)
-            outcome = "lost"
+        outcome = complete(self.client, trial.id, lease.id, outcome, metrics, artifacts, error)
         self.metrics.trials.labels(outcome.lower()).inc()
         self.metrics.trial_seconds.observe(time.monotonic() - started)
         log.info("trial %s: %s in %.1fs%s", trial.id, outcome, time.monotonic() - started,
@@ -172,9 +167,9 @@ class Worker:
             return "INFEASIBLE", {}, {}, str(e)
         except (InvalidTask, ValueError) as e:  # a task that cannot run as given (bad weights, data)
             return "INFEASIBLE", {}, {}, f"{type(e).__name__}: {e}"
-        except Exception as e:  # anything else may pass on another attempt
+        except Exception as e:  # anything else may pass on another attempt; the traceback stays in this log
             log.exception("trial %s failed", trial.id)
-            return "FAILED", {}, {}, f"{type(e).__name__}: {e}\n{traceback.format_exc()[-3000:]}"
+            return "FAILED", {}, {}, f"{type(e).__name__}: {e}"
         metrics = {k: float(v) for k, v in result.metrics.items()}
         if result.objective_value is not None:
             metrics.setdefault(task.objective.metric, float(result.objective_value))

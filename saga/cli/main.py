@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = _available()
     parser = argparse.ArgumentParser(prog="saga", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument("--optimizer", help="optimizer HOST:PORT, for the commands that talk to it "
+                                            "(also accepted after the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, help_) in commands.items():
         sub.add_parser(name, help=help_, add_help=False)
@@ -55,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser = argparse.ArgumentParser(prog=f"saga {known.command}",
                                          description=commands[known.command][1])
     module.configure(cmd_parser)
+    if known.optimizer is not None:  # `saga --optimizer HOST:PORT study list`: hand it to the command
+        if not any("--optimizer" in a.option_strings for a in cmd_parser._actions):
+            parser.error(f"saga {known.command} does not talk to the optimizer; --optimizer is not one of its options")
+        rest = ["--optimizer", known.optimizer, *rest]
     args = cmd_parser.parse_args(rest)
     logging.basicConfig(level=known.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

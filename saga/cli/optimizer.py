@@ -14,10 +14,14 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="SQLite database path (env SAGA_DB, default .saga/optimizer.db)")
     p.add_argument("--metrics-port", type=int, default=int(os.environ.get("SAGA_METRICS_PORT", "9090")),
                    help="Prometheus metrics port (env SAGA_METRICS_PORT, default 9090; -1 disables)")
+    p.add_argument("--no-dataset-check", action="store_true",
+                   help="create studies without reading their dataset's manifest (by default it is read, "
+                        "checked and pinned when the store is reachable: a local path, or S3 with SAGA_S3_*)")
 
 
 def run(args: argparse.Namespace) -> int:
     from optimizer_svc.server import serve
     serve(host=args.host, port=args.port, db=args.db,
-          metrics_port=None if args.metrics_port < 0 else args.metrics_port)
+          metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+          check_datasets=not args.no_dataset_check)
     return 0

@@ -6,14 +6,17 @@ import argparse
 import signal
 import threading
 
+from serving.input_limits import DEFAULT_MAX_IMAGE_PIXELS
 from serving.predictor import DEFAULT_MAX_PAYLOAD_BYTES
 from serving.server import ServerConfig, make_server
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-base", required=True, help="directory or s3:// URI holding NAME/VERSION/")
-    parser.add_argument("--model-name", required=True, action="append",
+    parser.add_argument("--model-name", action="append", default=[],
                         help="model to serve (repeat for several)")
+    parser.add_argument("--all-models", action="store_true",
+                        help="also serve every model in the model base, including those exported later")
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--grpc-port", type=int, default=8500)
     parser.add_argument("--rest-port", type=int, default=8501, help="REST port; 0 picks one, -1 disables")
@@ -21,6 +24,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-versions", type=int, default=2, help="newest versions kept loaded")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between model-base polls")
     parser.add_argument("--max-payload-bytes", type=int, default=DEFAULT_MAX_PAYLOAD_BYTES)
+    parser.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
+                        help="largest encoded image accepted, in pixels (read from its header before decoding; "
+                             f"default {DEFAULT_MAX_IMAGE_PIXELS})")
     parser.add_argument("--batching", action="store_true", help="merge concurrent requests into batches")
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--batch-timeout-ms", type=float, default=5.0)
@@ -28,6 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.model_name and not args.all_models:
+        print("error: give --model-name NAME (repeatable) or --all-models")
+        return 2
     try:
         server = make_server(ServerConfig(
             model_base=args.model_base, model_names=tuple(args.model_name), host=args.host,
@@ -36,12 +45,13 @@ def run(args: argparse.Namespace) -> int:
             max_versions=args.max_versions, poll_interval_s=args.poll_interval,
             max_payload_bytes=args.max_payload_bytes, batching=args.batching,
             max_batch_size=args.max_batch_size, batch_timeout_s=args.batch_timeout_ms / 1000,
-            cache_dir=args.cache_dir))
+            cache_dir=args.cache_dir, all_models=args.all_models, max_image_pixels=args.max_image_pixels))
     except ValueError as exc:
         print(f"error: {exc}")
         return 2
     server.start()
-    print(f"serving {', '.join(args.model_name)} from {args.model_base}: gRPC :{server.grpc_port}  "
+    served = ", ".join(args.model_name) + (" and every model in the base" if args.all_models else "")
+    print(f"serving {served.removeprefix(' and ')} from {args.model_base}: gRPC :{server.grpc_port}  "
           f"REST :{server.rest_port}  metrics :{server.metrics_port}", flush=True)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

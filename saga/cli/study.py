@@ -14,20 +14,26 @@ from optimizer_svc.errors import OptimizerError
 from saga.v1 import optimizer_pb2 as pb
 
 
+OPTIMIZER_HELP = "optimizer address HOST:PORT (env SAGA_OPTIMIZER, default localhost:50051)"
+
+
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--optimizer", default=os.environ.get("SAGA_OPTIMIZER", "localhost:50051"),
-                   help="optimizer address HOST:PORT (env SAGA_OPTIMIZER, default localhost:50051)")
+    p.add_argument("--optimizer", default=os.environ.get("SAGA_OPTIMIZER", "localhost:50051"), help=OPTIMIZER_HELP)
+    # Every action takes --optimizer too, so it may come before or after the action's arguments
+    # (`saga study create SPEC --optimizer HOST:PORT --watch`); SUPPRESS keeps the value given above.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--optimizer", default=argparse.SUPPRESS, help=OPTIMIZER_HELP)
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    c = sub.add_parser("create", help="create a study from a YAML or JSON spec file")
+    c = sub.add_parser("create", help="create a study from a YAML or JSON spec file", parents=[common])
     c.add_argument("spec", help="spec file (YAML or JSON), or - for standard input")
     c.add_argument("--watch", action="store_true", help="watch the study after creating it")
     for name, help_ in (("status", "phases, trial counts and the best trial"), ("stop", "stop a study"),
                         ("best", "the best trial: parameters, metrics, artifacts"),
                         ("watch", "live progress until the study ends")):
-        a = sub.add_parser(name, help=help_)
+        a = sub.add_parser(name, help=help_, parents=[common])
         a.add_argument("study_id")
         a.add_argument("--json", action="store_true", help="print JSON") if name in ("status", "best") else None
-    sub.add_parser("list", help="all studies")
+    sub.add_parser("list", help="all studies", parents=[common])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +64,10 @@ def _create(client: OptimizerClient, args) -> int:
         return 2
     study = client.create_study(spec)
     print(f"created study {study.id} ({study.name}): phases {', '.join(p.name for p in study.phases)}")
+    dataset = json.loads(study.spec_json).get("dataset", {})
+    if dataset.get("manifest_sha256"):
+        test = f"test split {dataset['test']!r}" if dataset.get("test") else "no test split"
+        print(f"  dataset {dataset.get('uri')}: manifest {dataset['manifest_sha256'][:12]}… pinned, {test}")
     if args.watch:
         args.study_id = study.id
         return _watch(client, args)
@@ -82,7 +92,21 @@ def _status(client: OptimizerClient, args) -> int:
     counts = ", ".join(f"{k.removeprefix('TRIAL_').lower()} {v}" for k, v in sorted(study.trial_counts.items()))
     print(f"  trials: {counts or 'none yet'}")
     print("  best: " + (_trial_line(best) if best else "none yet"))
+    failed = [t for t in client.list_trials(args.study_id)
+              if t.state in (pb.TRIAL_FAILED, pb.TRIAL_INFEASIBLE) and t.error]
+    for t in failed[-3:]:
+        print(f"  {_trial_state(t)} {t.id}: {_reason(t.error)}")
     return 0
+
+
+def _trial_state(t: pb.Trial) -> str:
+    return pb.TrialState.Name(t.state).removeprefix("TRIAL_").lower()
+
+
+def _reason(error: str) -> str:
+    """One line, whatever an old trainer sent."""
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
 
 
 def _trial_line(t: pb.Trial) -> str:
@@ -133,6 +157,16 @@ def _bar(done: int, total: int, width: int = 30) -> str:
     return "[" + "#" * filled + "-" * (width - filled) + f"] {done}/{total}"
 
 
+def _failure_note(ev: pb.WatchStudyResponse) -> str:
+    """Why a trial failed or went back to the queue, for the watcher; empty for anything else."""
+    t = ev.trial
+    if ev.event == "trial_finished" and t.state in (pb.TRIAL_FAILED, pb.TRIAL_INFEASIBLE) and t.error:
+        return f"trial {t.id} {_trial_state(t)}: {_reason(t.error)}"
+    if ev.event == "trial_requeued" and t.error:
+        return f"trial {t.id} re-queued (attempt {t.attempt}): {_reason(t.error)}"
+    return ""
+
+
 def _watch(client: OptimizerClient, args) -> int:
     tty = sys.stdout.isatty()
     last = ""
@@ -145,6 +179,10 @@ def _watch(client: OptimizerClient, args) -> int:
         running = study.trial_counts.get("TRIAL_RUNNING", 0)
         best = f"best {ev.best_trial.value:.4f} ({ev.best_trial.id})" if ev.HasField("best_trial") else "best -"
         line = f"{_bar(done, total)} phase {phase.name} {phase.trials_finished}/{phase.budget}, running {running}, {best}"
+        note = _failure_note(ev)
+        if note:  # on its own line, above the progress bar
+            print(("\r" + note.ljust(120)) if tty else note, flush=True)
+            last = ""
         if line != last:
             print(("\r" + line.ljust(120)) if tty else line, end="" if tty else "\n", flush=True)
             last = line

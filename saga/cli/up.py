@@ -24,7 +24,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rest-port", type=int, default=8501, help="serving REST port (default 8501; 0: any)")
     p.add_argument("--metrics-ports", type=int, choices=(0, -1), default=0,
                    help="0 (default): each process serves Prometheus metrics on a free port; -1: none")
-    p.add_argument("--model-name", default="saga", help="model name served from STORE/models (default saga)")
+    p.add_argument("--model-name", default="saga",
+                   help="model name the endpoints print (default saga); every model in STORE/models is served")
     p.add_argument("--no-serving", action="store_true", help="do not start the serving endpoint")
 
 

@@ -117,9 +117,9 @@ def start_stack(config: StackConfig, supervisor: Supervisor,
             *config.trainer_args), tier=1))
     serving = None
     if config.serving:
-        progress(f"starting serving of model {config.model_name!r} from {config.model_base}")
+        progress(f"starting serving of the models in {config.model_base}")
         serving = supervisor.start("serving", _saga(
-            "serve", "--model-base", config.model_base, "--model-name", config.model_name,
+            "serve", "--model-base", config.model_base, "--model-name", config.model_name, "--all-models",
             "--host", config.host, "--grpc-port", str(config.grpc_port), "--rest-port", str(config.rest_port),
             "--metrics-port", str(config.serving_metrics_port),
             "--cache-dir", str(config.dir / "serving-cache")), tier=1)

@@ -7,11 +7,12 @@ import time
 import pytest
 from minio.error import S3Error, ServerError
 
-from datastore import InvalidStoreUri, StoreUnavailable, open_store
+from datastore import InvalidStoreUri, StoreError, StoreUnavailable, open_store
 from datastore.local_store import LocalStore
 from datastore.retry import RetryPolicy, call_with_retry
 from datastore.s3_settings import S3ConfigError, S3Settings
 from datastore.s3_store import is_transient
+from tests.s3server import s3_env
 
 BASE = {"SAGA_S3_ENDPOINT": "minio:9000", "SAGA_S3_ACCESS_KEY": "ak", "SAGA_S3_SECRET_KEY": "sk"}
 
@@ -103,3 +104,14 @@ def test_unreachable_endpoint_fails_fast_with_store_unavailable() -> None:
         store.get_bytes("k")
     assert time.monotonic() - started < 5
     assert "hidden-secret" not in str(failure.value)
+
+
+def test_tls_to_a_plain_http_endpoint_says_to_turn_tls_off(s3_endpoint: str) -> None:
+    """MinIO listens on plain HTTP by default; TLS against it is a configuration error, not an outage."""
+    env = {**s3_env(s3_endpoint), "SAGA_S3_SECURE": "true"}
+    store = open_store("s3://bucket/x", env=env, retry=RetryPolicy(attempts=6, base_delay_s=0.5, max_delay_s=1.0))
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="SAGA_S3_SECURE=false") as failure:
+        store.get_bytes("k")
+    assert not isinstance(failure.value, StoreUnavailable)  # not retried: one attempt, no backoff
+    assert time.monotonic() - started < 2.5

@@ -126,7 +126,12 @@ def test_shared_study_with_its_layer_phase_completes_with_artifacts(cluster):
     assert len(report["evaluation"]["test"]["confusion_matrix"]) == 3
     for m in ("val_accuracy", "test_accuracy", "val_mcc", "test_macro_f1", "base_layers"):
         assert m in best.metrics
-    assert best.value == pytest.approx(max(m.metrics["val_accuracy"] for m in best.measurements))
+    # a trial scores its fine-tuning step; the head step's best is stored beside it (thesis 3.4.7)
+    assert best.value == pytest.approx(max(m.metrics["val_accuracy"] for m in best.measurements
+                                           if m.step == "finetune"))
+    if any(m.step == "head" for m in best.measurements):
+        assert best.metrics["head_val_accuracy"] == pytest.approx(
+            max(m.metrics["val_accuracy"] for m in best.measurements if m.step == "head"))
     # the layer phase started from the best search trial's head checkpoint and fine-tuned only
     layer = [t for t in trials if t.phase == 1]
     task = json.loads(layer[0].task_json)
@@ -208,6 +213,24 @@ def test_sigterm_hands_the_running_trial_back_promptly(cluster):
     assert time.monotonic() - sent < 60
     cluster.client.stop_study(study.id)
     cluster.add_trainer(running.worker_id)
+
+
+def test_a_study_whose_trials_cannot_run_ends_with_the_reason_in_study_status(cluster):
+    # A misspelled backbone option: no Keras-free check can know MobileNetV2's arguments, so the
+    # trainer finds out. Three trials fail in a row and the study ends, its budget of 8 unspent.
+    s = spec("shared", "s3://saga/datasets/synth", trials=8,
+             model={"weights": None, "image_size": 32, "options": {"alhpa": 0.35}})
+    s["search_space"]["backbone"]["values"] = ["MobileNetV2"]
+    study = cluster.run_study(s, timeout=300)
+    assert study.state == pb.STUDY_FAILED, study.message + cluster.logs()
+    assert study.message.startswith("3 trials failed in a row (budget.max_failed_trials = 3); last: ")
+    assert "alhpa" in study.message and "Traceback" not in study.message
+    r = subprocess.run([sys.executable, "-m", "saga.cli.main", "study", "status", study.id,
+                        "--optimizer", cluster.target], env=cluster.env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "failed in a row" in r.stdout and "unexpected keyword argument 'alhpa'" in r.stdout
+    assert sum(p.poll() is None for p in cluster.trainers) == len(cluster.trainers)  # the trainers live on
+    assert len(cluster.client.list_trials(study.id)) < 8
 
 
 @pytest.mark.parametrize("strategy", ["separate", "separate_steps", "joint", "random"])

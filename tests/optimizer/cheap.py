@@ -75,9 +75,9 @@ class CheapWorker(threading.Thread):
                     break
             if decision == "stop_trial":
                 break
-        artifacts = {"checkpoint": f"mem://{trial.id}/model.keras"}
+        artifacts = {"checkpoint": f"s3://test-artifacts/{trial.id}/model.keras"}
         if task["steps"][0]["name"] == "head":
-            artifacts["head_checkpoint"] = f"mem://{trial.id}/head.keras"
+            artifacts["head_checkpoint"] = f"s3://test-artifacts/{trial.id}/head.keras"
         self.client.complete_trial(trial.id, lease.id, "SUCCEEDED",
                                    metrics={"base_layers": float(self.base_layers), "test_accuracy": final},
                                    artifacts=artifacts)

@@ -4,19 +4,31 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from datastore.local_store import LocalStore
+from datastore.manifest import Manifest, save_manifest
 from optimizer_svc.core import OptimizerCore
 from optimizer_svc.server import LeaseReaper, make_server
+
+
+def empty_dataset() -> str:
+    """A local dataset with a manifest and no images: enough for an optimizer that checks the
+    dataset at creation; the cheap workers of these tests never read images."""
+    root = Path(tempfile.gettempdir()) / f"saga-tests-{os.getuid()}" / "empty-dataset"
+    save_manifest(LocalStore(root), Manifest(classes=["a", "b"], items=[], seed=0,
+                                             split_fractions={"train": 0.7, "validation": 0.15, "test": 0.15}))
+    return str(root)
 
 
 def small_spec(strategy: str = "shared", **over) -> dict:
     spec = {
         "name": f"test-{strategy}",
-        "dataset": {"uri": "/data/synthetic"},
+        "dataset": {"uri": empty_dataset()},
         "strategy": strategy,
         "budget": {"trials_per_phase": 4, "initial_points": 2, "parallel_trials": 4, "max_attempts": 2},
         "stopping": {"nonconvergence": {"epochs": 2, "threshold": 0.3}, "early_stopping": {"patience": 2}},

@@ -27,7 +27,7 @@ def run_trial(core, trial, lease, value=None, epochs=2, complete=True):
             break
     if complete:
         return core.complete_trial(trial.id, lease.id, "SUCCEEDED", {"base_layers": 50.0},
-                                   {"head_checkpoint": f"mem://{trial.id}/head.keras"})
+                                   {"head_checkpoint": f"s3://test-artifacts/{trial.id}/head.keras"})
 
 
 def drain(core, study_id, **kw):
@@ -106,12 +106,15 @@ def test_bad_reports_are_refused_without_changing_state(core):
 def test_nonconvergence_stops_the_trial_and_it_is_an_observation(core):
     core.create_study(small_spec(stopping={"nonconvergence": {"epochs": 2, "threshold": 0.5}}))
     t, lease = core.lease_trial("w")
-    assert core.report_progress(t.id, lease.id, "head", 0, {"val_accuracy": 0.2})[0] == "continue"
-    decision, reason, _ = core.report_progress(t.id, lease.id, "head", 1, {"val_accuracy": 0.3})
+    # Listing 3.1 with patience 2: two epochs under 0.5 are allowed, the third in a row stops
+    for epoch, acc in enumerate((0.2, 0.3)):
+        assert core.report_progress(t.id, lease.id, "head", epoch, {"val_accuracy": acc})[0] == "continue"
+    decision, reason, _ = core.report_progress(t.id, lease.id, "head", 2, {"val_accuracy": 0.4})
     assert decision == "stop_trial" and "nonconvergence" in reason
     # the order stands on every later report
-    assert core.report_progress(t.id, lease.id, "head", 2, {"val_accuracy": 0.9})[0] == "stop_trial"
+    assert core.report_progress(t.id, lease.id, "head", 3, {"val_accuracy": 0.9})[0] == "stop_trial"
     done = core.complete_trial(t.id, lease.id, "SUCCEEDED", {}, {})
+    # stopped before its scored (fine-tuning) step began: it scores the step it reached
     assert done.state == "STOPPED_EARLY" and done.value == 0.9 and "nonconvergence" in done.stop_reason
 
 
@@ -228,9 +231,9 @@ def test_gp_beats_its_random_start(core):
 
 
 def test_a_released_trial_is_requeued_without_using_an_attempt(core):
-    core.create_study(small_spec(budget={"max_attempts": 1}, artifacts_uri="s3://runs"))
+    core.create_study(small_spec(budget={"max_attempts": 1}, artifacts_uri="/srv/runs"))
     t, lease = core.lease_trial("w")
-    assert json.loads(t.task_json)["artifacts_uri"] == f"s3://runs/studies/{t.study_id}/trials/{t.id}"
+    assert json.loads(t.task_json)["artifacts_uri"] == f"/srv/runs/studies/{t.study_id}/trials/{t.id}"
     released = core.complete_trial(t.id, lease.id, "RELEASED", {}, {}, "worker shutting down (SIGTERM)")
     assert released.state == "PENDING" and released.attempt == 2
     again, lease2 = core.lease_trial("w2")

@@ -92,7 +92,7 @@ def test_study_cli_create_status_watch_best_list_stop(tmp_path):
         status = saga("study", "status", study_id).stdout
         assert "completed" in status and "phase 1 layer" in status and "best: st-" in status
         best = saga("study", "best", study_id).stdout
-        assert "backbone=" in best and "learning_rate=" in best and "checkpoint: mem://" in best
+        assert "backbone=" in best and "learning_rate=" in best and "checkpoint: s3://test-artifacts/" in best
         assert study_id in saga("study", "list").stdout
         bad = tmp_path / "bad.yaml"
         bad.write_text("strategy: shared\n")

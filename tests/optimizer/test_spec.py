@@ -26,16 +26,22 @@ def test_defaults_are_the_seeds():
     assert parse_spec(spec.to_json()).raw == spec.raw
 
 
-def test_user_values_override_and_training_passes_through():
+def test_user_values_override_and_tunables_are_searched():
     spec = parse_spec({"dataset": {"uri": "/d"}, "strategy": "separate",
                        "search_space": {"learning_rate": {"type": "float", "low": 1e-5, "high": 0.1, "scale": "log"},
-                                        "dropout": {"type": "float", "low": 0.0, "high": 0.5}},
+                                        "head_dropout": {"type": "float", "low": 0.0, "high": 0.5}},
                        "budget": {"trials_per_phase": {"default": 8, "layer": 3}},
-                       "training": {"batch_size": 32, "mixed_precision": True}})
+                       "training": {"batch_size": 32, "momentum": 0.9}})
     assert spec.params["learning_rate"].scale == "log"
-    assert [p.name for p in spec.extras] == ["dropout"]
+    assert [p.name for p in spec.extras] == ["head_dropout"]
     assert spec.budget.trials_for("search") == 8 and spec.budget.trials_for("layer") == 3
-    assert spec.training["mixed_precision"] is True and spec.training["head_epochs"] == 10
+    assert spec.training["momentum"] == 0.9 and spec.training["head_epochs"] == 10
+    # A parameter no trainer reads, or a training field nobody applies, is refused, not searched.
+    with pytest.raises(InvalidArgument,
+                       match=r"search_space.dropout: unknown parameter \(did you mean head_dropout\?\)"):
+        parse_spec({"dataset": {"uri": "/d"}, "search_space": {"dropout": {"type": "float", "low": 0, "high": 0.5}}})
+    with pytest.raises(InvalidArgument, match="training.mixed_precision: unknown field"):
+        parse_spec({"dataset": {"uri": "/d"}, "training": {"mixed_precision": True}})
 
 
 def test_joint_searches_relative_depth():
@@ -91,7 +97,7 @@ def test_the_example_specs_in_the_repo_are_valid():
 
 def test_backbone_options_and_artifacts_location_reach_the_task():
     from optimizer_svc.strategies import PhaseContext, build_task
-    spec = parse_spec({"dataset": {"uri": "/d"}, "model": {"options": {"alpha": 0.35}},
+    spec = parse_spec({"dataset": {"uri": "s3://saga/datasets/d"}, "model": {"options": {"alpha": 0.35}},
                        "artifacts_uri": "s3://saga/runs"})
     task = build_task(spec, study_id="st-1", trial_id="st-1-0000", attempt=1, phase_index=0, phase="search",
                       ctx=PhaseContext({}, None), artifacts_uri="s3://saga/runs/studies/st-1/trials/st-1-0000",
@@ -101,3 +107,13 @@ def test_backbone_options_and_artifacts_location_reach_the_task():
         parse_spec({"dataset": {"uri": "/d"}, "model": {"options": [1]}})
     with pytest.raises(InvalidArgument, match="artifacts_uri"):
         parse_spec({"dataset": {"uri": "/d"}, "artifacts_uri": 5})
+
+
+def test_a_spec_stored_before_the_contract_stays_readable():
+    from optimizer_svc.spec import parse_stored
+    old = json.dumps({"dataset": {"uri": "/d"}, "training": {"head_epochs": 2, "mixed_precision": True},
+                      "search_space": {"dropout": {"type": "float", "low": 0.0, "high": 0.5}}})
+    spec = parse_stored(old)
+    assert spec.training["head_epochs"] == 2 and "dropout" not in spec.params
+    with pytest.raises(InvalidArgument, match="strategy"):
+        parse_stored(json.dumps({"dataset": {"uri": "/d"}, "strategy": "bayes"}))

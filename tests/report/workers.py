@@ -43,8 +43,8 @@ class PlateauWorker(CheapWorker):
         if hold:  # keep the lease: the trial stays RUNNING
             self.stopped.set()
             return
-        artifacts = {"checkpoint": f"mem://{trial.id}/model.keras"}
+        artifacts = {"checkpoint": f"s3://test-artifacts/{trial.id}/model.keras"}
         if task["steps"][0]["name"] == "head":
-            artifacts["head_checkpoint"] = f"mem://{trial.id}/head.keras"
+            artifacts["head_checkpoint"] = f"s3://test-artifacts/{trial.id}/head.keras"
         self.client.complete_trial(trial.id, lease.id, "SUCCEEDED", artifacts=artifacts,
                                    metrics={"base_layers": float(self.base_layers), "gpus": 1.0})

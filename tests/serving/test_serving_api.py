@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import grpc
 import numpy as np
@@ -108,15 +109,68 @@ def test_rest_predict_rows_and_columns_equal_keras_model(server, model) -> None:
     np.testing.assert_allclose(columns.json()["outputs"]["probabilities"], expected, atol=1e-5)
 
 
-def test_rest_status_and_metadata(server) -> None:
+# The answers of TF Serving's REST API as its documentation shows them (tensorflow/serving,
+# api_rest.md), as templates: "*" stands for any key of a map (model, signature or tensor names),
+# ... for any value (the model's outputs).
+_DIM = {"size": "-1", "name": ""}
+_TENSOR = {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [_DIM], "unknown_rank": False}, "name": "x:0"}
+TF_SERVING = {
+    "status": {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]},
+    "metadata": {"model_spec": {"name": "m", "signature_name": "", "version": "1"},
+                 "metadata": {"signature_def": {"signature_def": {"*": {
+                     "inputs": {"*": _TENSOR}, "outputs": {"*": _TENSOR},
+                     "method_name": "tensorflow/serving/predict"}}}}},
+    "predict_rows": {"predictions": [{"*": ...}]},
+    "predict_columns": {"outputs": {"*": ...}},
+    "error": {"error": "message"},
+}
+
+
+def _conforms(actual: object, example: object, path: str = "$") -> None:
+    """``actual`` has every key of ``example`` with a value of the same JSON type, recursively."""
+    if example is ...:
+        return
+    if isinstance(example, dict):
+        assert isinstance(actual, dict), f"{path}: {actual!r} is not an object"
+        if set(example) == {"*"}:
+            assert actual, f"{path}: empty"
+            for key, value in actual.items():
+                _conforms(value, example["*"], f"{path}.{key}")
+            return
+        for key, value in example.items():
+            assert key in actual, f"{path}: no {key!r} (has {sorted(actual)})"
+            _conforms(actual[key], value, f"{path}.{key}")
+    elif isinstance(example, list):
+        assert isinstance(actual, list) and actual, f"{path}: {actual!r} is not a non-empty list"
+        if example:
+            for i, item in enumerate(actual):
+                _conforms(item, example[0], f"{path}[{i}]")
+    else:
+        assert type(actual) is type(example), f"{path}: {actual!r} is not a {type(example).__name__}"
+
+
+def test_every_rest_answer_has_tf_servings_shape(server) -> None:
+    """A client written for TF Serving reads our answers (``signature_def``, ``tensor_shape``...)."""
     url = f"http://127.0.0.1:{server.rest_port}/v1/models/demo"
-    status = requests.get(url, timeout=TIMEOUT_S).json()
-    assert status["model_version_status"][0]["version"] == "1"
-    assert status["model_version_status"][0]["state"] == "AVAILABLE"
-    meta = requests.get(f"{url}/versions/1/metadata", timeout=TIMEOUT_S).json()
+    image = {"b64": base64.b64encode(png(make_images(1, seed=3)[0][0])).decode()}
+    answers = {
+        "status": requests.get(url, timeout=TIMEOUT_S),
+        "metadata": requests.get(f"{url}/versions/1/metadata", timeout=TIMEOUT_S),
+        "predict_rows": requests.post(f"{url}:predict", json={"instances": [image]}, timeout=TIMEOUT_S),
+        "predict_columns": requests.post(f"{url}:predict", json={"inputs": [image]}, timeout=TIMEOUT_S),
+        "error": requests.post(f"{url}:predict", json={"instances": []}, timeout=TIMEOUT_S),
+    }
+    for kind, answer in answers.items():
+        _conforms(answer.json(), TF_SERVING[kind], kind)
+    assert answers["status"].json()["model_version_status"][0]["state"] == "AVAILABLE"
+    meta = answers["metadata"].json()
     assert meta["model_spec"] == {"name": "demo", "signature_name": "", "version": "1"}
-    inputs = meta["metadata"]["signature_def"]["signatureDef"]["serving_default"]["inputs"]
-    assert inputs["image_bytes"]["dtype"] == "DT_STRING"
+    default = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert default["inputs"]["image_bytes"]["dtype"] == "DT_STRING"
+    assert default["inputs"]["image_bytes"]["tensor_shape"]["dim"] == [{"size": "-1", "name": ""}]
+    assert set(meta["metadata"]["signature_def"]["signature_def"]) == {"serving_default", "predict_images"}
+    assert "signatureDef" not in json.dumps(meta) and "tensorShape" not in json.dumps(meta)
 
 
 def test_metrics_report_latency_errors_and_loaded_versions(server) -> None:

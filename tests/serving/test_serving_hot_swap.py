@@ -49,3 +49,24 @@ def test_new_version_swaps_in_without_failing_a_request(tmp_path) -> None:
     assert versions[0] == 1 and versions[-1] == 2
     switch = versions.index(2)
     assert set(versions[:switch]) == {1} and set(versions[switch:]) == {2}  # never back to the old one
+
+
+def test_every_model_exported_to_the_base_is_served(model, tmp_path) -> None:
+    """`saga up` serves the models exported to its base, not only the one it was started with."""
+    server = start_server(tmp_path, all_models=True)  # nothing exported yet, not even "demo"
+    try:
+        export(model, tmp_path, name="polyps")
+        deadline = time.monotonic() + 60
+        while not _served(server) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        statuses = server.registry.status("polyps")
+        assert [s.state for s in statuses] == ["AVAILABLE"]
+    finally:
+        server.stop()
+
+
+def _served(server) -> bool:
+    try:
+        return bool(server.registry.get("polyps"))
+    except Exception:  # noqa: BLE001 - not there yet
+        return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from datastore import open_store
 from datastore.local_store import LocalStore
-from trainer_svc.errors import InvalidTask, WeightsError
+from trainer_svc.errors import DatasetError, InvalidTask, WeightsError
 from trainer_svc.models import base_layer_count, build_model, load_checkpoint
 from trainer_svc.runner import TrialResult, run_task
 from trainer_svc.task import parse_task
@@ -65,8 +66,12 @@ def pretrained(store_root: Path, splits: dict[str, list[tuple[str, int]]]) -> tu
 def first_trial(dataset_store, store_root: Path, pretrained, scripted,
                 tmp_path_factory) -> tuple[TrialResult, Any]:
     reporter = scripted()
+    # A recipe with every tunable the trainer applies (docs/TRIAL_TASK.md).
+    recipe = {"batch_size": 8, "head_dropout": 0.25, "momentum": 0.5, "weight_decay": 1e-4, "label_smoothing": 0.1,
+              "augmentation": {"horizontal_flip": True, "vertical_flip": True}}
     task = parse_task(_task(dataset_store.uri, str(store_root / "trials" / "tr-1"),
-                            model={"backbone": BACKBONE, "weights": pretrained[0], "image_size": 32}))
+                            model={"backbone": BACKBONE, "weights": pretrained[0], "image_size": 32},
+                            training=recipe))
     work = tmp_path_factory.mktemp("work")
     result = run_task(task, open_store, reporter, work / "cache", work / "scratch")
     return result, reporter
@@ -95,6 +100,19 @@ def test_trial_uploads_artifacts_and_returns_flat_metrics(first_trial, store_roo
     assert sum(map(sum, stored["evaluation"]["test"]["confusion_matrix"])) == 12
     rows = list(csv.DictReader(io.StringIO(trial.get_bytes("history.csv").decode())))
     assert len(rows) == 2
+
+
+def test_the_trainer_applies_the_recipe(first_trial) -> None:
+    """Dropout in the classification block, weight decay in the optimizer, label smoothing in the loss."""
+    result, _ = first_trial
+    path = Path(result.artifacts["checkpoint"])
+    model = load_checkpoint(path)
+    assert model.layers[-2].name == "saga_dropout" and model.layers[-2].rate == 0.25
+    with zipfile.ZipFile(path) as archive:
+        compiled = json.loads(archive.read("config.json"))["compile_config"]
+    assert compiled["loss"]["config"]["label_smoothing"] == 0.1
+    assert compiled["optimizer"]["config"]["weight_decay"] == pytest.approx(1e-4)
+    assert "momentum" not in compiled["optimizer"]["config"]  # Adam keeps its betas
 
 
 def test_transfer_weights_from_store_are_loaded_exactly(first_trial, pretrained, store_root: Path) -> None:
@@ -142,4 +160,9 @@ def test_unusable_inputs_fail_with_named_cause(first_trial, dataset_store, store
                        start_from={"uri": first_trial[0].artifacts["head_checkpoint"]})
     with pytest.raises(WeightsError, match="32 px"):
         run_task(parse_task(wrong_size), open_store, reporter, tmp_path / "cache", tmp_path / "w")
+    # the study pinned another manifest: the dataset was uploaded again under the running study
+    changed = _task(dataset_store.uri, str(tmp_path / "out"),
+                    dataset={"uri": dataset_store.uri, "manifest_sha256": "0" * 64})
+    with pytest.raises(DatasetError, match="changed under the study"):
+        run_task(parse_task(changed), open_store, reporter, tmp_path / "cache", tmp_path / "w")
     assert reporter.reports == []

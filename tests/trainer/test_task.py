@@ -48,7 +48,7 @@ def test_start_from_and_missing_test_split() -> None:
     raw["dataset"]["test"] = None
     task = parse_task(raw)
     assert task.start_from is not None and task.start_from.uri == "s3://saga/x/head.keras"
-    assert [s.name for s in task.steps] == ["finetune"] and task.dataset.test == ""
+    assert [s.name for s in task.steps] == ["finetune"] and task.dataset.test is None
 
 
 @pytest.mark.parametrize("index,relative,layers,expected", [
@@ -94,7 +94,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
     ("training.augmentation", {"vertical_flip": "yes"}, "training.augmentation.vertical_flip"),
     ("objective.metric", "accuracy", "objective.metric"),
     ("start_from", {"trial_id": "tr-0"}, "start_from.uri"),
-    ("model.options", {"weights": None}, "model.options"),
+    ("model.options", {"weights": None}, "model.options.weights"),
 ])
 def test_bad_field_is_named(path: str, value: Any, field: str) -> None:
     with pytest.raises(InvalidTask) as info:

@@ -1,5 +1,6 @@
-"""Two-step training: the reporter sees every epoch and its decisions are obeyed; the best
-checkpoint spans both steps; NaN loss makes the trial infeasible."""
+"""Two-step training: the reporter sees every epoch and its decisions are obeyed; a trial scores
+the best epoch of its scored step (fine-tuning), which starts from the best head epoch; NaN loss
+makes the trial infeasible."""
 from __future__ import annotations
 
 import csv
@@ -39,7 +40,7 @@ def _model() -> keras.Model:
     return build_model(BACKBONE, 3, 32)
 
 
-def test_two_steps_report_every_epoch_and_keep_best_checkpoint(data, reporter, tmp_path: Path) -> None:
+def test_two_steps_report_every_epoch_and_keep_each_steps_best_epoch(data, reporter, tmp_path: Path) -> None:
     model = _model()
     result = train(model, [HEAD, FINETUNE], data["train"], data["validation"], reporter, tmp_path,
                    OBJECTIVE, heartbeat_every_s=0.0)
@@ -52,12 +53,13 @@ def test_two_steps_report_every_epoch_and_keep_best_checkpoint(data, reporter, t
     n = base_layer_count(model)
     assert result.base_layers == n and result.trainable_from == {"head": n, "finetune": int(n * 0.75)}
     assert [len(result.histories[s]) for s in ("head", "finetune")] == [2, 2]
-    all_val = [e["val_accuracy"] for s in ("head", "finetune") for e in result.histories[s]]
-    assert result.best_value == max(all_val)
-    # model.keras holds the best epoch over both steps, not the last one
-    best = load_checkpoint(result.checkpoint)
-    assert evaluate(best, data["validation"], ["a", "b", "c"])["accuracy"] == pytest.approx(result.best_value)
-    assert result.head_checkpoint.is_file()
+    best_of = {s: max(e["val_accuracy"] for e in result.histories[s]) for s in ("head", "finetune")}
+    # The trial scores its fine-tuning step (thesis 3.4.7); the head step's best is kept beside it.
+    assert result.scored_step == "finetune" and result.best_value == best_of["finetune"]
+    assert result.step_best == best_of
+    # model.keras holds the best fine-tuning epoch; head.keras the best head epoch
+    for path, value in ((result.checkpoint, best_of["finetune"]), (result.head_checkpoint, best_of["head"])):
+        assert evaluate(load_checkpoint(path), data["validation"], ["a", "b", "c"])["accuracy"] == pytest.approx(value)
     rows = list(csv.DictReader(result.history_csv.open()))
     assert [(r["step"], r["epoch"]) for r in rows] == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
     for step in ("head", "finetune"):
@@ -82,9 +84,47 @@ def test_stop_trial_skips_remaining_steps(data, scripted, tmp_path: Path) -> Non
     assert result.head_checkpoint.is_file() and result.checkpoint.is_file()
 
 
+def _val_loss(model: keras.Model, dataset: tf.data.Dataset) -> float:
+    """The validation loss as fit() reports it (from the softmax's logits, so never clipped)."""
+    model.compile(loss="sparse_categorical_crossentropy")
+    return float(model.evaluate(dataset, verbose=0, return_dict=True)["loss"])
+
+
+LOSS = Objective("val_loss", "minimize")
+
+
+def test_finetuning_starts_from_the_best_head_epoch(data, reporter, tmp_path: Path) -> None:
+    # "Best" as the highest validation loss: training lowers it, so the best head epoch is an early
+    # one, not the last. A fine-tuning step that cannot move the weights then shows in its first
+    # epoch the weights it started from.
+    worst_loss = Objective("val_loss", "maximize")
+    still = StepSpec("finetune", "SGD", 1e-12, 1, DelimitingLayer(relative=1.0))
+    result = train(_model(), [StepSpec("head", "Adam", 0.01, 3), still], data["train"], data["validation"],
+                   reporter, tmp_path, worst_loss)
+    head = [e["val_loss"] for e in result.histories["head"]]
+    assert max(head) > head[-1], f"the setup needs a head step whose last epoch is not its best: {head}"
+    assert result.histories["finetune"][0]["val_loss"] == pytest.approx(max(head), rel=1e-5)
+    assert _val_loss(load_checkpoint(result.head_checkpoint), data["validation"]) == pytest.approx(max(head), rel=1e-4)
+
+
+def test_diverging_finetuning_scores_the_finetuning_value(data, reporter, tmp_path: Path) -> None:
+    # Adam at learning rate 10 on the classification block: the loss explodes but stays finite.
+    wild = StepSpec("finetune", "Adam", 10.0, 1, DelimitingLayer(relative=1.0))
+    result = train(_model(), [StepSpec("head", "Adam", 0.1, 3), wild], data["train"], data["validation"],
+                   reporter, tmp_path, LOSS)
+    head = min(e["val_loss"] for e in result.histories["head"])
+    finetune = min(e["val_loss"] for e in result.histories["finetune"])
+    assert finetune > 2 * head, "the setup needs a fine-tuning step that diverges"
+    assert result.best_value == finetune and result.step_best["head"] == head  # not the head step's value
+    assert _val_loss(load_checkpoint(result.checkpoint), data["validation"]) == pytest.approx(finetune, rel=1e-4)
+
+
 def test_nan_loss_is_infeasible_and_never_reported(data, reporter, tmp_path: Path) -> None:
-    with pytest.raises(InfeasibleTrial, match="non-finite"):
-        train(_model(), [StepSpec("finetune", "Adam", 1e30, 2, DelimitingLayer(index=0))],
+    # A learning rate far beyond the contract's bound: the trainer survives NaN however it comes.
+    exploding = StepSpec.model_construct(name="finetune", optimizer="Adam", learning_rate=1e30, max_epochs=2,
+                                         delimiting_layer=DelimitingLayer(index=0))
+    with pytest.raises(InfeasibleTrial, match="diverged: non-finite"):
+        train(_model(), [exploding],
               data["train"], data["validation"], reporter, tmp_path, OBJECTIVE)
     assert reporter.reports == []
 
