@@ -57,8 +57,11 @@ class _StepTag(keras.callbacks.Callback):
 
 def train(model: keras.Model, steps: Sequence[StepSpec], train_ds: tf.data.Dataset,
           val_ds: tf.data.Dataset, reporter: Reporter, work_dir: Path, objective: Objective,
-          heartbeat_every_s: float = 30.0) -> TrainingResult:
+          heartbeat_every_s: float = 30.0, pretrained: bool = True) -> TrainingResult:
     """Runs ``steps`` in order on ``model`` (recompiling for each) and returns the result.
+
+    ``pretrained``: the backbone holds learnt weights (freeze per step, BatchNorm frozen); False
+    trains every layer in every step (:func:`~trainer_svc.models.set_trainable`).
 
     Raises :class:`InfeasibleTrial` on a non-finite loss or metric, or when the accelerator
     runs out of memory. Exceptions from the reporter (e.g. a lost lease) propagate unchanged.
@@ -77,7 +80,7 @@ def train(model: keras.Model, steps: Sequence[StepSpec], train_ds: tf.data.Datas
     best_ckpt = keras.callbacks.ModelCheckpoint(
         work_dir / "model.keras", monitor=objective.metric, mode=mode, save_best_only=True)
     for step in steps:
-        first = set_trainable(model, step.name, step.delimiting_layer)
+        first = set_trainable(model, step.name, step.delimiting_layer, pretrained=pretrained)
         result.trainable_from[step.name] = first
         compile_for_step(model, step.optimizer, step.learning_rate)
         progress = ReporterCallback(reporter, step.name, heartbeat_every_s)
