@@ -179,7 +179,7 @@ def set_trainable(model: keras.Model, step: str, delimiter: DelimitingLayer | No
         first = (delimiter or DelimitingLayer(relative=2 / 3)).resolve(n)
     model.trainable = True
     for i, layer in enumerate(model.layers):
-        frozen_statistics = False and isinstance(layer, keras.layers.BatchNormalization)
+        frozen_statistics = pretrained and i < n and isinstance(layer, keras.layers.BatchNormalization)
         layer.trainable = i >= first and not frozen_statistics
     return first
 
