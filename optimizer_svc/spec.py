@@ -169,6 +169,7 @@ def parse_spec(spec: str | dict[str, Any]) -> StudySpec:
     if strategy not in STRATEGIES:
         raise InvalidArgument(f"strategy: must be one of {list(STRATEGIES)}, got {strategy!r}")
 
+    _check_from_scratch(model, strategy)
     params, layer = _parse_space(raw["search_space"], strategy, "delimiting_layer" in given_space)
     raw["search_space"]["delimiting_layer"] = {"type": layer.type, "low": layer.low, "high": layer.high}
     objective = _section(raw, "objective")
@@ -196,6 +197,20 @@ def parse_spec(spec: str | dict[str, Any]) -> StudySpec:
                      layer=layer, objective_metric=objective["metric"],
                      maximize=objective["goal"] == "maximize", budget=budget, stopping=stopping,
                      training=training, seed=seed, lease_seconds=float(lease_s), raw=raw)
+
+
+# Strategies whose last phase searches the delimiting layer (strategies.PHASES imports this module).
+LAYER_PHASE_STRATEGIES = ("shared", "separate", "separate_steps")
+
+
+def _check_from_scratch(model: dict, strategy: str) -> None:
+    """Without weights the trainer trains every layer (issue 11): no layer stays frozen at its
+    random initialization, so there is no delimiting layer for a layer phase to search."""
+    if model["weights"] is None and strategy in LAYER_PHASE_STRATEGIES:
+        raise InvalidArgument(
+            f"model.weights: null trains every layer from scratch, so the {strategy!r} strategy's "
+            "delimiting-layer phase has nothing to search; use strategy 'joint' or 'random', or "
+            "pre-trained weights (saga weights pretrain / saga weights upload)")
 
 
 def _section(raw: dict, key: str) -> dict:

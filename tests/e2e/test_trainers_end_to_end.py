@@ -98,7 +98,13 @@ def cluster(tmp_path_factory):
     synthesize(tmp / "images", classes=3, per_class=16, size=32, seed=1, corrupt=2)
     manifest = upload_dataset(tmp / "images", open_store("s3://saga/datasets/synth"), seed=1)
     assert len(manifest.skipped) == 2  # corrupt files are reported and left out
+    # A layer phase needs a backbone with weights (weights null trains every layer): a stored file.
+    import keras
+    keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(
+        tmp / "vgg16.weights.h5")
+    weights = open_store("s3://saga/weights").put_file("vgg16.weights.h5", tmp / "vgg16.weights.h5")
     c = Cluster(tmp, env)
+    c.weights = weights
     c.add_trainer("trainer-a")
     c.add_trainer("trainer-b")
     yield c
@@ -109,7 +115,8 @@ def cluster(tmp_path_factory):
 
 
 def test_shared_study_with_its_layer_phase_completes_with_artifacts(cluster):
-    study = cluster.run_study(spec("shared", "s3://saga/datasets/synth", trials=2))
+    study = cluster.run_study(spec("shared", "s3://saga/datasets/synth", trials=2,
+                                   model={"weights": cluster.weights, "image_size": 32}))
     cluster.shared_study = study.id
     assert study.state == pb.STUDY_COMPLETED, study.message + cluster.logs()
     trials = cluster.client.list_trials(study.id)
@@ -124,7 +131,8 @@ def test_shared_study_with_its_layer_phase_completes_with_artifacts(cluster):
     assert key.startswith(f"studies/{study.id}/trials/{best.id}/")
     assert set(report["evaluation"]) == {"validation", "test"}
     assert len(report["evaluation"]["test"]["confusion_matrix"]) == 3
-    for m in ("val_accuracy", "test_accuracy", "val_mcc", "test_macro_f1", "base_layers"):
+    for m in ("val_accuracy", "test_accuracy", "val_mcc", "test_macro_f1", "base_layers",
+              "baseline_majority_test_accuracy", "baseline_pixels_test_macro_f1"):
         assert m in best.metrics
     assert best.value == pytest.approx(max(m.metrics["val_accuracy"] for m in best.measurements))
     # the layer phase started from the best search trial's head checkpoint and fine-tuned only
