@@ -4,7 +4,7 @@ Datasets (real images that a registry package installs with its data, nothing do
 
 - ``digits``: scikit-learn's bundled handwritten digits (1,797 images, 8 x 8, 10 classes);
 - ``fashion``: Fashion-MNIST from Debian's ``dataset-fashion-mnist`` (``apt-get install
-  dataset-fashion-mnist``), the first ``--per-class`` training images of each of its 10 classes.
+  dataset-fashion-mnist``), the first ``--per-class`` (100) training images of each of its 10 classes.
 
 For each: the images are written as a folder-per-class PNG tree, uploaded with ``saga data upload``
 (70/15/15 stratified split), and a study runs on ``saga up``'s real processes (optimizer + one
@@ -12,7 +12,7 @@ trainer worker). Reported: the best trial's held-out test accuracy and macro-F1,
 trial carries (majority class; logistic regression on 16 x 16 pixels), a scikit-learn SVC on the
 raw pixels of the same train/test images, the study's wall time and trial count.
 
-    .venv/bin/python bench/quality.py [--datasets digits,fashion] [--trials 10] [--out .saga/bench-quality]
+    .venv/bin/python bench/quality.py [--datasets digits,fashion] [--trials 4] [--epochs 4] [--out .saga/bench-quality]
 
 Results go to OUT/results.json and are printed as the Markdown rows of docs/BENCHMARKS.md.
 """
@@ -67,7 +67,7 @@ def _save(path: Path, pixels: np.ndarray) -> None:
     Image.fromarray(pixels, mode="L").save(path)
 
 
-WRITERS = {"digits": (write_digits, 0), "fashion": (write_fashion, 200)}
+WRITERS = {"digits": (write_digits, 0), "fashion": (write_fashion, 100)}
 
 
 def spec(name: str, uri: str, trials: int, args: argparse.Namespace) -> dict:
@@ -80,7 +80,7 @@ def spec(name: str, uri: str, trials: int, args: argparse.Namespace) -> dict:
         "search_space": {
             "backbone": {"type": "categorical", "values": ["MobileNetV2"]},
             "optimizer": {"type": "categorical", "values": ["Adam", "RMSprop", "Nadam"]},
-            "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "scale": "log"},
+            "learning_rate": {"type": "float", "low": args.lr_low, "high": args.lr_high, "scale": "log"},
         },
         "budget": {"trials_per_phase": trials, "initial_points": min(4, trials), "parallel_trials": 1},
         "training": {"head_epochs": args.epochs, "finetune_epochs": args.epochs, "batch_size": 32},
@@ -179,11 +179,13 @@ def markdown(r: dict) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="digits,fashion")
-    p.add_argument("--trials", type=int, default=10, help="trials per study (at most 20 for the target)")
-    p.add_argument("--epochs", type=int, default=5, help="epochs per step (two steps)")
+    p.add_argument("--trials", type=int, default=4, help="trials per study (at most 20 for the target)")
+    p.add_argument("--epochs", type=int, default=4, help="epochs per step (two steps)")
+    p.add_argument("--lr-low", type=float, default=2e-4, help="learning-rate range, log scale")
+    p.add_argument("--lr-high", type=float, default=5e-3)
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width multiplier")
-    p.add_argument("--per-class", type=int, default=0, help="images per class (fashion; default 200)")
+    p.add_argument("--per-class", type=int, default=0, help="images per class (fashion; default 100)")
     p.add_argument("--out", type=Path, default=Path(".saga/bench-quality"))
     args = p.parse_args()
     root = args.out.resolve()
