@@ -12,7 +12,7 @@ trainer worker). Reported: the best trial's held-out test accuracy and macro-F1,
 trial carries (majority class; logistic regression on 16 x 16 pixels), a scikit-learn SVC on the
 raw pixels of the same train/test images, the study's wall time and trial count.
 
-    .venv/bin/python bench/quality.py [--datasets digits,fashion] [--trials 4] [--epochs 4] [--out .saga/bench-quality]
+    .venv/bin/python bench/quality.py [--datasets digits,fashion] [--trials 3] [--epochs 3] [--out .saga/bench-quality]
 
 Results go to OUT/results.json and are printed as the Markdown rows of docs/BENCHMARKS.md.
 """
@@ -181,10 +181,10 @@ def markdown(r: dict) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="fashion,digits")
-    p.add_argument("--trials", type=int, default=4, help="trials per study (at most 20 for the target)")
-    p.add_argument("--epochs", type=int, default=4, help="epochs per step (two steps)")
-    p.add_argument("--lr-low", type=float, default=5e-4, help="learning-rate range, log scale")
-    p.add_argument("--lr-high", type=float, default=5e-3)
+    p.add_argument("--trials", type=int, default=3, help="trials per study (at most 20 for the target)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per step (two steps)")
+    p.add_argument("--lr-low", type=float, default=1e-3, help="learning-rate range, log scale")
+    p.add_argument("--lr-high", type=float, default=1e-2)
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width multiplier")
     p.add_argument("--per-class", type=int, default=0, help="images per class (fashion; default 100)")
