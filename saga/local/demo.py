@@ -99,9 +99,9 @@ class Demo:
                              per_class=c.source_per_class, size=c.synth_size, seed=SOURCE_SEED)
             # the same path as `saga data upload` + `saga weights pretrain`
             source_uri = f"{self.store}/datasets/source"
-            upload_dataset(src.out, open_store(source_uri), split="0.85,0.15", seed=SOURCE_SEED)
+            upload_dataset(src.out, open_store(source_uri), split="0.9,0.1", seed=SOURCE_SEED)
             config = PretrainConfig(backbone=BACKBONE, image_size=c.image_size, epochs=c.pretrain_epochs,
-                                    batch_size=16, seed=SOURCE_SEED)
+                                    batch_size=16, seed=SOURCE_SEED, validation_split=None)
             result = pretrain_weights(source_uri, f"{self.store}/weights/{BACKBONE.lower()}-synthetic.keras",
                                       config, say=lambda line: self.say(f"      {line}"))
             self.say(f"      {result.images} images, {c.pretrain_epochs} epochs, train accuracy "

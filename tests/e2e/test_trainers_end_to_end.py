@@ -220,7 +220,9 @@ def test_sigterm_hands_the_running_trial_back_promptly(cluster):
 
 @pytest.mark.parametrize("strategy", ["separate", "separate_steps", "joint", "random"])
 def test_every_other_strategy_runs(cluster, strategy):
-    study = cluster.run_study(spec(strategy, "s3://saga/datasets/synth", trials=1))
+    # joint and random also run from scratch (weights null); a layer phase needs a weights file
+    model = {"weights": cluster.weights if strategy.startswith("separate") else None, "image_size": 32}
+    study = cluster.run_study(spec(strategy, "s3://saga/datasets/synth", trials=1, model=model))
     assert study.state == pb.STUDY_COMPLETED, study.message + cluster.logs()
     states = {t.state for t in cluster.client.list_trials(study.id)}
     assert states <= {pb.TRIAL_SUCCEEDED, pb.TRIAL_STOPPED_EARLY}
@@ -228,7 +230,8 @@ def test_every_other_strategy_runs(cluster, strategy):
 
 def test_a_trainer_killed_mid_trial_is_replaced_by_the_other(cluster):
     s = spec("joint", "s3://saga/datasets/synth", trials=1, lease={"timeout_seconds": 6},
-             training={"head_epochs": 25, "finetune_epochs": 1, "batch_size": 8})  # long enough to kill mid-trial
+             training={"head_epochs": 25, "finetune_epochs": 1, "batch_size": 8},  # long enough to kill mid-trial
+             model={"weights": cluster.weights, "image_size": 32})  # head epochs train only the head: fast
     s["stopping"] = {"nonconvergence": {"enabled": False}, "early_stopping": {"enabled": False}}
     study = cluster.client.create_study(s)
     deadline = time.monotonic() + 180
