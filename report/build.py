@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer_svc.baselines import BASELINES, compare
+
 from . import figures, tables
 from .baselines import baseline_rows, dataset_family
 from .convergence import convergence
@@ -24,6 +26,7 @@ TRIAL_COLUMNS = (("#", "trial"), ("phase", "phase"), ("state", "state"), ("param
                  ("best value", "value"), ("epochs", "epochs"), ("why it stopped", "stopped"),
                  ("duration s", "duration_s"), ("worker", "worker"))
 PER_CLASS = (("class", "class"),) + tuple((c, c) for c, _ in tables.PER_CLASS_COLUMNS)
+VERSUS_COLUMNS = (("method", "method"), ("accuracy", "accuracy"), ("macro-F1", "macro_f1"))
 BASELINE_COLUMNS = (("method", "method"), ("F1", "f1"), ("ACC", "accuracy"), ("MCC", "mcc"),
                     ("PREC", "precision"), ("REC", "recall"), ("SPEC", "specificity"))
 TIME_COLUMNS = (("phase", "phase"), ("trials", "trials"), ("epochs", "epochs"), ("wall-clock s", "wall_clock_s"),
@@ -72,6 +75,7 @@ def write_report(study: Study, evaluation: dict[str, Any] | None, out: Path, *,
                        "no choice of the optimizer was made on those images.")
         page.facts([("trial", f"{best.number} ({best.id})"), (f"best {metric}", best.value),
                     *sorted(best.parameters.items())])
+        _versus_baselines(page, report, best.metrics)
         _evaluation(page, report, evaluation, evaluation_note, dataset_name or study.dataset_uri)
 
     page.heading("Trials")
@@ -146,6 +150,23 @@ def _header(page: Page, study: Study, summary: dict[str, Any]) -> None:
                 ("running", summary["running"]),
                 ("best", f"{best['value']:.4f} (trial {best['trial']}, {best['trial_id']})" if best else "none yet"),
                 ("read at", _when(study.read_at))])
+
+
+def _versus_baselines(page: Page, report: Report, metrics: dict[str, float]) -> None:
+    """The best trial beside the baselines its trainer computed on the same splits, with a warning
+    when it does not beat them or is near chance (trainer_svc.baselines)."""
+    comparison = compare(metrics)
+    if comparison is None:
+        _note(report, page, "no baselines: the best trial's trainer reported none")
+        return
+    page.heading(f"Beside baselines on the same splits ({comparison.split})", 3)
+    rows = [{"method": "This study's best model", **comparison.trial}]
+    rows += [{"method": BASELINES[name], **m} for name, m in comparison.baselines.items()]
+    for warning in comparison.warnings:
+        page.paragraph(f"Warning: {warning}.", "warning")
+    page.table(rows, VERSUS_COLUMNS, text_columns=("method",), row_class={"This study's best model": "model"},
+               key="method", digits=3)
+    _table(report, "versus_baselines", rows, VERSUS_COLUMNS)
 
 
 def _evaluation(page: Page, report: Report, evaluation: dict[str, Any] | None, note: str, dataset: str) -> None:

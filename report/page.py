@@ -18,6 +18,7 @@ th { background: #f0f0f0; } td.text, th.text { text-align: left; }
 tr.average td { font-weight: bold; background: #fafafa; } tr.model td { background: #eaf4ea; font-weight: bold; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption, .note { color: #555; font-size: 0.9em; } .facts td { text-align: left; }
+.warning { color: #a00000; font-weight: bold; }
 """
 
 

@@ -2,7 +2,12 @@
 
 ``run_task`` syncs the dataset, builds (or loads) the model, trains the task's steps, evaluates
 the best checkpoint on validation and test, uploads artifacts under ``task.artifacts_uri`` and
-returns flat metrics for CompleteTrial. It knows nothing of leases: the reporter does.
+returns flat metrics for CompleteTrial, with the dataset's baselines beside them
+(:mod:`trainer_svc.baselines`). It knows nothing of leases: the reporter does.
+
+A model trained from scratch (``model.weights`` null) trains its BatchNorm layers: the best
+checkpoint's statistics are recalibrated on the training split before it is evaluated and
+uploaded, so the stored model (what ``saga export`` serves) is the model that was evaluated.
 """
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ import tensorflow as tf
 from trainer_svc import artifacts as art
 from trainer_svc.artifacts import StoreOpener, download_object, upload_artifacts
 from trainer_svc.backbones import get_backbone
+from trainer_svc.baselines import dataset_baselines
+from trainer_svc.batchnorm import recalibrate_batch_norm
 from trainer_svc.data import SplitFetcher, SplitFiles, check_manifest, fetch_split
 from trainer_svc.errors import DatasetError, InfeasibleTrial, WeightsError
 from trainer_svc.evaluation import evaluate
@@ -56,16 +63,24 @@ def run_task(task: TrialTask, open_store: StoreOpener, reporter: Reporter, cache
                             vertical_flip=task.training.vertical_flip, seed=task.seed)
     data = {name: make_dataset(files.items, len(classes), config, entry.preprocess_input,
                                training=name == "train") for name, files in splits.items()}
+    baselines = _baselines(splits, cache_dir, task.seed)
+    pretrained = task.model.weights is not None
     try:
         model = _initial_model(task, open_store, len(classes), work_dir / "inputs")
         result = train(model, task.steps, data["train"], data["validation"], reporter,
-                       work_dir / "out", task.objective, heartbeat_every_s, recipe=task.training)
+                       work_dir / "out", task.objective, heartbeat_every_s, recipe=task.training,
+                       pretrained=pretrained)
         best = load_checkpoint(result.checkpoint) if result.checkpoint else model
+        if not pretrained:  # shuffled training batches, as the layers saw them in training
+            recalibrate_batch_norm(best, data["train"])
+            if result.checkpoint:
+                best.save(result.checkpoint)
         reports = {name: evaluate(best, data[name], classes)
                    for name in ("validation", "test") if name in data}
     except tf.errors.ResourceExhaustedError as exc:
         raise InfeasibleTrial(f"{OUT_OF_MEMORY}: {exc.message[:200]}") from None
     report = _report(task, result, reports)
+    report["summary"].update(baselines)
     uris = upload_artifacts(open_store(task.artifacts_uri), {
         art.CHECKPOINT: result.checkpoint, art.HEAD_CHECKPOINT: result.head_checkpoint,
         art.HISTORY: result.history_csv, art.TENSORBOARD: result.tensorboard_dir}, report)
@@ -88,6 +103,15 @@ def _sync(task: TrialTask, open_store: StoreOpener, fetch: SplitFetcher,
             raise DatasetError(f"split {names[role]!r} has classes {files.class_names}, "
                                f"train has {classes}")
     return splits
+
+
+def _baselines(splits: dict[str, SplitFiles], cache_dir: Path, seed: int) -> dict[str, float]:
+    """The dataset's baselines; a trial never fails for want of them."""
+    try:
+        return dataset_baselines(splits, cache_dir, seed)
+    except Exception as exc:  # noqa: BLE001 - any cause: the trial goes on without baselines
+        log.warning("no baselines for this dataset: %s: %s", type(exc).__name__, exc)
+        return {}
 
 
 def _initial_model(task: TrialTask, open_store: StoreOpener, num_classes: int,

@@ -65,11 +65,15 @@ class _StepTag(keras.callbacks.Callback):
 
 def train(model: keras.Model, steps: Sequence[StepSpec], train_ds: tf.data.Dataset,
           val_ds: tf.data.Dataset, reporter: Reporter, work_dir: Path, objective: Objective,
-          heartbeat_every_s: float = 30.0, recipe: TrainingRecipe | None = None) -> TrainingResult:
+          heartbeat_every_s: float = 30.0, recipe: TrainingRecipe | None = None,
+          pretrained: bool = True) -> TrainingResult:
     """Runs ``steps`` in order on ``model`` (recompiling for each) and returns the result.
 
     After each step the model holds that step's best epoch. A trial stopped before its scored
     step (nonconvergence in the head step) scores the best epoch of the step it reached.
+    ``pretrained``: the backbone holds learnt weights (freeze per step, BatchNorm frozen); False
+    trains every layer in every step (:func:`~trainer_svc.models.set_trainable`).
+
     Raises :class:`InfeasibleTrial` on a non-finite loss or metric, or when the accelerator
     runs out of memory. Exceptions from the reporter (e.g. a lost lease) propagate unchanged.
     """
@@ -86,7 +90,7 @@ def train(model: keras.Model, steps: Sequence[StepSpec], train_ds: tf.data.Datas
         history_csv=work_dir / "history.csv", tensorboard_dir=work_dir / "tensorboard", scored_step=scored)
     scored_done = False
     for step in steps:
-        first = set_trainable(model, step.name, step.delimiting_layer)
+        first = set_trainable(model, step.name, step.delimiting_layer, pretrained=pretrained)
         result.trainable_from[step.name] = first
         compile_for_step(model, step.optimizer, step.learning_rate, momentum=recipe.momentum,
                          weight_decay=recipe.weight_decay, label_smoothing=recipe.label_smoothing)

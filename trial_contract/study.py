@@ -235,8 +235,22 @@ def _complete(s: StudySpec) -> StudySpec:
         if section.metric not in EPOCH_METRICS:
             raise ContractError(f"{where}.metric", unknown_name("metric", section.metric, EPOCH_METRICS))
     _check_trials(s.budget.trials_per_phase, s.strategy)
+    _check_from_scratch(s.model.weights, s.strategy)
     return s.model_copy(update={"search_space": space,
                                 "objective": ObjectiveSection(metric=metric, goal=natural)})
+
+
+# Strategies whose last phase searches the delimiting layer.
+LAYER_PHASE_STRATEGIES = ("shared", "separate", "separate_steps")
+
+
+def _check_from_scratch(weights: str | None, strategy: str) -> None:
+    """Without weights the trainer trains every layer: no layer stays frozen at its random
+    initialization, so there is no delimiting layer for a layer phase to search."""
+    if weights is None and strategy in LAYER_PHASE_STRATEGIES:
+        raise ContractError("model.weights", f"null trains every layer from scratch, so the {strategy!r} "
+                            "strategy's delimiting-layer phase has nothing to search; use strategy 'joint' or "
+                            "'random', or pre-trained weights (saga weights pretrain / saga weights upload)")
 
 
 def _check_trials(tpp: Any, strategy: str) -> None:

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("saga.cli.classify", "classify the frames of a video, folder or image"),
     "up": ("saga.cli.up", "run optimizer, trainers and serving as local processes"),
     "demo": ("saga.cli.demo", "the whole system end to end on synthetic data"),
+    "weights": ("saga.cli.weights", "pre-train a backbone or upload a weights file for transfer learning"),
 }
 # Long-running services handle SIGINT/SIGTERM themselves (stop children, hand trials back); every
 # other command is a client, run so that a signal ends it at once (saga.cli.interrupt).

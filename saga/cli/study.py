@@ -12,6 +12,7 @@ import yaml
 from optimizer_svc.client import OptimizerClient, parameters
 from optimizer_svc.errors import OptimizerError
 from saga.v1 import optimizer_pb2 as pb
+from trainer_svc.baselines import compare
 
 
 OPTIMIZER_HELP = "optimizer address HOST:PORT (env SAGA_OPTIMIZER, default localhost:50051)"
@@ -149,6 +150,9 @@ def _best(client: OptimizerClient, args) -> int:
         print(f"  {k}: {v:.4f}")
     for k, v in sorted(best.artifacts.items()):
         print(f"  {k}: {v}")
+    comparison = compare(best.metrics)
+    if comparison is not None:
+        print("\n".join(comparison.lines()))
     return 0
 
 

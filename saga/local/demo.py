@@ -88,16 +88,22 @@ class Demo:
                                                input_shape=(c.image_size, c.image_size, 3))
             self.results["weights"] = {"uri": "imagenet"}
             return "imagenet"
+        from datastore import open_store
         from datastore.synth import synthesize
-        from saga.local.pretrain import pretrain_weights
+        from datastore.upload import upload_dataset
+        from trainer_svc.pretrain import PretrainConfig, pretrain_weights
 
         with self.step(f"Transfer weights: pre-train {BACKBONE} on a source task "
                        f"({c.source_classes} classes, other images), store its weights file"):
             src = synthesize(self.root / "work" / "source", classes=c.source_classes,
                              per_class=c.source_per_class, size=c.synth_size, seed=SOURCE_SEED)
-            result = pretrain_weights(src.out, self.store, f"weights/{BACKBONE.lower()}-synthetic.keras",
-                                      backbone=BACKBONE, image_size=c.image_size, epochs=c.pretrain_epochs,
-                                      seed=SOURCE_SEED)
+            # the same path as `saga data upload` + `saga weights pretrain`
+            source_uri = f"{self.store}/datasets/source"
+            upload_dataset(src.out, open_store(source_uri), split="0.9,0.1", seed=SOURCE_SEED)
+            config = PretrainConfig(backbone=BACKBONE, image_size=c.image_size, epochs=c.pretrain_epochs,
+                                    batch_size=16, seed=SOURCE_SEED, validation_split=None)
+            result = pretrain_weights(source_uri, f"{self.store}/weights/{BACKBONE.lower()}-synthetic.keras",
+                                      config, say=lambda line: self.say(f"      {line}"))
             self.say(f"      {result.images} images, {c.pretrain_epochs} epochs, train accuracy "
                      f"{result.train_accuracy:.3f}; weights at {result.uri}")
         self.results["weights"] = {"uri": result.uri, "source_train_accuracy": result.train_accuracy}

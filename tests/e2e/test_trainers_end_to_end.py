@@ -98,7 +98,13 @@ def cluster(tmp_path_factory):
     synthesize(tmp / "images", classes=3, per_class=16, size=32, seed=1, corrupt=2)
     manifest = upload_dataset(tmp / "images", open_store("s3://saga/datasets/synth"), seed=1)
     assert len(manifest.skipped) == 2  # corrupt files are reported and left out
+    # A layer phase needs a backbone with weights (weights null trains every layer): a stored file.
+    import keras
+    keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(
+        tmp / "vgg16.weights.h5")
+    weights = open_store("s3://saga/weights").put_file("vgg16.weights.h5", tmp / "vgg16.weights.h5")
     c = Cluster(tmp, env)
+    c.weights = weights
     c.add_trainer("trainer-a")
     c.add_trainer("trainer-b")
     yield c
@@ -109,7 +115,8 @@ def cluster(tmp_path_factory):
 
 
 def test_shared_study_with_its_layer_phase_completes_with_artifacts(cluster):
-    study = cluster.run_study(spec("shared", "s3://saga/datasets/synth", trials=2))
+    study = cluster.run_study(spec("shared", "s3://saga/datasets/synth", trials=2,
+                                   model={"weights": cluster.weights, "image_size": 32}))
     cluster.shared_study = study.id
     assert study.state == pb.STUDY_COMPLETED, study.message + cluster.logs()
     trials = cluster.client.list_trials(study.id)
@@ -124,7 +131,8 @@ def test_shared_study_with_its_layer_phase_completes_with_artifacts(cluster):
     assert key.startswith(f"studies/{study.id}/trials/{best.id}/")
     assert set(report["evaluation"]) == {"validation", "test"}
     assert len(report["evaluation"]["test"]["confusion_matrix"]) == 3
-    for m in ("val_accuracy", "test_accuracy", "val_mcc", "test_macro_f1", "base_layers"):
+    for m in ("val_accuracy", "test_accuracy", "val_mcc", "test_macro_f1", "base_layers",
+              "baseline_majority_test_accuracy", "baseline_pixels_test_macro_f1"):
         assert m in best.metrics
     # a trial scores its fine-tuning step; the head step's best is stored beside it (thesis 3.4.7)
     assert best.value == pytest.approx(max(m.metrics["val_accuracy"] for m in best.measurements
@@ -235,7 +243,9 @@ def test_a_study_whose_trials_cannot_run_ends_with_the_reason_in_study_status(cl
 
 @pytest.mark.parametrize("strategy", ["separate", "separate_steps", "joint", "random"])
 def test_every_other_strategy_runs(cluster, strategy):
-    study = cluster.run_study(spec(strategy, "s3://saga/datasets/synth", trials=1))
+    # joint and random also run from scratch (weights null); a layer phase needs a weights file
+    model = {"weights": cluster.weights if strategy.startswith("separate") else None, "image_size": 32}
+    study = cluster.run_study(spec(strategy, "s3://saga/datasets/synth", trials=1, model=model))
     assert study.state == pb.STUDY_COMPLETED, study.message + cluster.logs()
     states = {t.state for t in cluster.client.list_trials(study.id)}
     assert states <= {pb.TRIAL_SUCCEEDED, pb.TRIAL_STOPPED_EARLY}
@@ -243,7 +253,8 @@ def test_every_other_strategy_runs(cluster, strategy):
 
 def test_a_trainer_killed_mid_trial_is_replaced_by_the_other(cluster):
     s = spec("joint", "s3://saga/datasets/synth", trials=1, lease={"timeout_seconds": 6},
-             training={"head_epochs": 25, "finetune_epochs": 1, "batch_size": 8})  # long enough to kill mid-trial
+             training={"head_epochs": 25, "finetune_epochs": 1, "batch_size": 8},  # long enough to kill mid-trial
+             model={"weights": cluster.weights, "image_size": 32})  # head epochs train only the head: fast
     s["stopping"] = {"nonconvergence": {"enabled": False}, "early_stopping": {"enabled": False}}
     study = cluster.client.create_study(s)
     deadline = time.monotonic() + 180

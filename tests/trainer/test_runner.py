@@ -125,7 +125,7 @@ def test_transfer_weights_from_store_are_loaded_exactly(first_trial, pretrained,
     assert all(np.array_equal(a, b) for a, b in zip(loaded, saved))
 
 
-def test_start_from_head_checkpoint_skips_head_step(first_trial, dataset_store, store_root: Path,
+def test_start_from_head_checkpoint_skips_head_step(first_trial, dataset_store, store_root: Path, pretrained,
                                                     scripted, tmp_path: Path) -> None:
     head_uri = first_trial[0].artifacts["head_checkpoint"]
     head = load_checkpoint(Path(head_uri))
@@ -133,6 +133,8 @@ def test_start_from_head_checkpoint_skips_head_step(first_trial, dataset_store, 
     task = parse_task(_task(
         dataset_store.uri, str(store_root / "trials" / "tr-2"),
         dataset={"uri": dataset_store.uri, "test": None},
+        # a pre-trained backbone (weights null would train every layer)
+        model={"backbone": BACKBONE, "weights": pretrained[0], "image_size": 32},
         steps=[{"name": "finetune", "optimizer": "SGD", "learning_rate": 0.001, "max_epochs": 1,
                 "delimiting_layer": {"index": 15}}],
         start_from={"trial_id": "tr-1", "artifact": "head_checkpoint", "uri": head_uri}))
