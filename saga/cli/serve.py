@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 
 from serving.predictor import DEFAULT_MAX_PAYLOAD_BYTES
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}")
         return 2
+    except OSError as exc:  # a taken port (saga.ports.PortInUse): one line naming it
+        print(f"saga serve: {exc}", file=sys.stderr, flush=True)
+        return 1
     server.start()
     print(f"serving {', '.join(args.model_name)} from {args.model_base}: gRPC :{server.grpc_port}  "
           f"REST :{server.rest_port}  metrics :{server.metrics_port}", flush=True)
