@@ -116,9 +116,10 @@ async def run_workers(target: str, names: list[str], args, stop_at: float) -> tu
     return dict(lat), codes, done
 
 
-def client_process(target: str, names: list[str], args, stop_at_wall: float, out: mp.Queue) -> None:
-    stop_at = time.monotonic() + (stop_at_wall - time.time())
-    lat, codes, done = asyncio.run(run_workers(target, names, args, stop_at))
+def client_process(target: str, names: list[str], args, start: mp.Event, out: mp.Queue) -> None:
+    out.put("ready")
+    start.wait()  # every client process is ready (imports done): the load starts at once
+    lat, codes, done = asyncio.run(run_workers(target, names, args, time.monotonic() + args.duration))
     out.put((lat, dict(codes), dict(done)))
 
 
@@ -163,15 +164,18 @@ def main() -> None:
         spec = study_spec(i, i < args.gp_studies, parallel, args.lease)
         stub.CreateStudy(pb.CreateStudyRequest(spec_json=json.dumps(spec)), timeout=60)
     names = [f"w{i:03d}" for i in range(args.workers)]
-    stop_at_wall = time.time() + args.duration
-    out: mp.Queue = mp.get_context("spawn").Queue()
     ctx = mp.get_context("spawn")
-    clients = [ctx.Process(target=client_process, args=(target, names[p::args.procs], args, stop_at_wall, out))
+    out: mp.Queue = ctx.Queue()
+    start = ctx.Event()
+    clients = [ctx.Process(target=client_process, args=(target, names[p::args.procs], args, start, out))
                for p in range(args.procs)]
-    cpu0 = proc.cpu_times()
-    started = time.monotonic()
     for c in clients:
         c.start()
+    for _ in clients:
+        assert out.get(timeout=300) == "ready"
+    cpu0 = proc.cpu_times()
+    started = time.monotonic()
+    start.set()
     rss, threads = [], []
     while any(c.is_alive() for c in clients) and time.monotonic() < started + args.duration + 120:
         rss.append(proc.memory_info().rss)

@@ -44,6 +44,7 @@ class OptimizerCore:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._study_locks: dict[str, threading.Lock] = {}
+        self._turned_away: set[str] = set()  # studies whose proposal lock a lease call found taken
         self._proposers: dict[tuple[str, int], Proposer] = {}
         self._specs: dict[str, StudySpec] = {}
         self._listeners: list[Callable[[str], None]] = []
@@ -74,6 +75,7 @@ class OptimizerCore:
                                           ACTIVE, "", 0, now, now))
             self._start_phase(study_id, spec, 0, None)
             self._notify(study_id)
+        self.db.sync()  # on disk before it is acknowledged; outside the lock, so a slow disk holds up no one else
         self._publish(study_id, "phase_started")
         log.info("created study %s (%s, strategy %s)", study_id, spec.name, spec.strategy)
         return self.get_study(study_id)
@@ -95,6 +97,7 @@ class OptimizerCore:
                     self.db.update_study(study_id, state=STOPPED, message=reason or "stopped by request",
                                          updated=self.clock())
                 self._notify(study_id)
+        self.db.sync()
         self._publish(study_id, "study_finished")
         return self.get_study(study_id)
 
@@ -155,7 +158,9 @@ class OptimizerCore:
         return s.state == ACTIVE and created < phase.budget and busy < spec.budget.parallel_trials
 
     def _propose_and_grant(self, study_id: str, worker_id: str, request_id: str) -> tuple[TrialView, Lease] | None:
-        with self._study_lock(study_id):
+        with self._proposal_turn(study_id) as turn:
+            if not turn:
+                return None  # a proposal for this study is under way; its end wakes the waiters
             with self._lock:
                 s = self.db.study(study_id)
                 if s is None or not self._has_capacity(s):
@@ -168,7 +173,8 @@ class OptimizerCore:
                 observed = observations(trials, spec)
                 pending = [t.params for t in trials if t.state in ("RUNNING", "PENDING")]
                 number_in_phase = len(trials)
-                proposer = self._proposer(study_id, phase.idx, spec, params)
+            # Outside the core's lock: the first GP proposer imports GPyOpt (seconds).
+            proposer = self._proposer(study_id, phase.idx, spec, params)
             t0 = time.perf_counter()
             point, failure = propose_safely(proposer, number_in_phase, observed, pending)
             self.metrics.proposal_seconds.observe(time.perf_counter() - t0)
@@ -213,7 +219,7 @@ class OptimizerCore:
         if in_tx:
             self.db.update_trial(t.id, **fields)
         else:
-            with self.db.transaction(durable=False):
+            with self.db.transaction():
                 self.db.update_trial(t.id, **fields)
         self._publish(t.study_id, "trial_leased", t.id)
         log.info("leased %s (attempt %d) to %s", t.id, t.attempt, worker_id)
@@ -237,7 +243,7 @@ class OptimizerCore:
             deadline = now + spec.lease_seconds
             verdict = stopping.Verdict(stopping.CONTINUE)
             update: dict[str, Any] = {"lease_deadline": deadline}
-            with self.db.transaction(durable=False):
+            with self.db.transaction():
                 if metrics:
                     history = [m for m in self.db.measurements(t.id, t.attempt) if m.step == step]
                     if not any(m.epoch == epoch for m in history):  # a retried report is stored once
@@ -303,6 +309,7 @@ class OptimizerCore:
                 self._advance_locked(s, spec)
             self._notify(t.study_id)
             view = self._trial_view(self.db.trial(t.id))
+        self.db.sync()  # an observation is on disk before it is acknowledged
         self._publish(t.study_id, "trial_requeued" if view.state == "PENDING" else "trial_finished", t.id)
         return view
 
@@ -319,7 +326,7 @@ class OptimizerCore:
             spec = self._spec(s)
             self.metrics.lease_expiries.inc()
             msg = f"lease of worker {t.worker_id!r} expired on attempt {t.attempt}"
-            with self.db.transaction(durable=False):
+            with self.db.transaction():
                 if t.attempts_used < spec.budget.max_attempts:
                     # expired_lease: that worker's late report may still take the trial back (lease_recovery)
                     self.db.update_trial(t.id, state="PENDING", attempt=t.attempt + 1, lease_id="", lease_deadline=0.0,
@@ -341,7 +348,7 @@ class OptimizerCore:
             t = self.db.trial(trial_id)
             if t is None or t.state != "RUNNING" or t.lease_id != lease_id or self.db.measurements(t.id, t.attempt):
                 return False
-            with self.db.transaction(durable=False):
+            with self.db.transaction():
                 self.db.update_trial(t.id, state="PENDING", lease_id="", lease_deadline=0.0, worker_id="",
                                      lease_request="")
             self.metrics.grants_released.inc()
@@ -429,6 +436,28 @@ class OptimizerCore:
     def _study_lock(self, study_id: str) -> threading.Lock:
         with self._lock:
             return self._study_locks.setdefault(study_id, threading.Lock())
+
+    @contextmanager
+    def _proposal_turn(self, study_id: str) -> Iterator[bool]:
+        """Proposals of one study run one at a time. A call that finds one under way gets False at
+        once instead of holding its thread through a GP fit (seconds on a busy node); the call
+        that proposes notifies the waiters when it is done."""
+        lock = self._study_lock(study_id)
+        while not lock.acquire(blocking=False):
+            with self._lock:
+                self._turned_away.add(study_id)
+                taken = lock.locked()  # if so, its holder sees the mark after releasing
+            if taken:
+                yield False
+                return
+        try:
+            yield True
+        finally:
+            lock.release()
+            with self._lock:
+                if study_id in self._turned_away:
+                    self._turned_away.discard(study_id)
+                    self._notify(study_id)
 
     def _study_row(self, study_id: str) -> StudyRow:
         check_text("study_id", study_id, MAX_NAME, required=True)

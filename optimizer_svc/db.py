@@ -1,17 +1,19 @@
 """SQLite persistence (WAL) of studies, phases, trials and measurements.
 
 Observations are the state: everything the core knows lives in these tables, and the GP is refit
-from them after a restart. Every write is one transaction, committed before the caller is answered,
-so a kill -9 at any moment loses nothing that was acknowledged. Durable transactions (new studies,
-completions: the observations) are also synced to disk (``synchronous=FULL``) and survive a power
-loss; frequent ones (progress reports, lease changes) are synced with the next durable one or WAL
-checkpoint (``NORMAL``), which is what lets one optimizer serve hundreds of reporting workers.
-Columns are read by name; the schema is versioned (``schema.py``). Not thread-safe on its own: the
-core serialises access with its lock.
+from them after a restart. Every write is one transaction, committed (WAL, ``synchronous=NORMAL``)
+before the caller is answered, so a kill -9 at any moment loses nothing that was acknowledged.
+:meth:`Database.sync` also puts what is committed on the disk (fsync of the WAL), so it survives a
+power loss: the core calls it before acknowledging a new study, a stop or a completion, outside its
+lock, so that a slow disk delays only those callers and concurrent syncs share one flush. Progress
+reports and lease changes reach the disk with the next sync or checkpoint. Columns are read by name;
+the schema is versioned (``schema.py``). Not thread-safe on its own: the core serialises access to
+the connection with its lock (``sync`` does not use it).
 """
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,16 +114,30 @@ class Database:
         self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
         self.schema_found = migrate(self.conn, self.path)
+        self.sync()
 
     def close(self) -> None:
         self.conn.close()
 
-    def transaction(self, durable: bool = True) -> "_Tx":
-        """One write transaction; ``durable=False`` for frequent writes whose loss on a power cut
-        (not on a process kill) is harmless: progress, heartbeats, lease grants and expiries."""
-        return _Tx(self.conn, durable)
+    def transaction(self) -> "_Tx":
+        """One write transaction (committed on exit, rolled back on an exception)."""
+        return _Tx(self.conn)
+
+    def sync(self) -> None:
+        """Makes every committed transaction survive a power loss. Thread-safe, and safe without
+        the caller's lock: it flushes the WAL file through a descriptor of its own."""
+        if self.path == ":memory:":
+            return
+        try:
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return  # nothing written since the last checkpoint (which syncs the database)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     # -- studies
     def insert_study(self, s: StudyRow) -> None:
@@ -242,30 +258,21 @@ class _Tx:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception, also when COMMIT itself fails (a
     full disk): the connection is left without an open transaction, ready for the next request."""
 
-    def __init__(self, conn: sqlite3.Connection, durable: bool = True):
-        self.conn, self.durable = conn, durable
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
 
     def __enter__(self) -> None:
-        if not self.durable:
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._restore()
-            raise
+        self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                try:
-                    self.conn.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
-            else:
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
                 self._rollback()
-        finally:
-            self._restore()
+                raise
+        else:
+            self._rollback()
 
     def _rollback(self) -> None:
         if self.conn.in_transaction:
@@ -274,8 +281,5 @@ class _Tx:
             except sqlite3.Error:
                 pass  # the original error is the one worth reporting
 
-    def _restore(self) -> None:
-        if not self.durable:
-            self.conn.execute("PRAGMA synchronous=FULL")
 
 

@@ -21,7 +21,7 @@ def recover(db: Database, t: TrialRow, lease_id: str, now: float, lease_seconds:
     has waited in the queue since (no other attempt started); returns the trial, or None."""
     if t.state != "PENDING" or not lease_id or t.expired_lease != lease_id:
         return None
-    with db.transaction(durable=False):
+    with db.transaction():
         db.update_trial(t.id, state="RUNNING", attempt=t.attempt - 1, lease_id=lease_id,
                         lease_deadline=now + lease_seconds, expired_lease="", error="")
     log.warning("%s: a late report under the expired lease of %r arrived before any other attempt "
@@ -33,7 +33,7 @@ def extend_after_restart(db: Database, lease_seconds: Callable[[str], float], no
     """Running trials get at least a full lease from ``now``; returns how many were extended."""
     running = [t for t in db.running_trials() if t.lease_deadline < now + lease_seconds(t.study_id)]
     if running:
-        with db.transaction(durable=False):
+        with db.transaction():
             for t in running:
                 db.update_trial(t.id, lease_deadline=now + lease_seconds(t.study_id))
         log.info("restart: %d running trial(s) get a full lease to reconnect", len(running))

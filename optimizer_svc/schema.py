@@ -43,10 +43,13 @@ CREATE TABLE measurements (
 CREATE INDEX measurements_by_trial ON measurements (trial_id, attempt, step, epoch);
 """
 
-# Version 2 (issue 12): idempotent leasing and recovery of leases that expired under a live worker.
+# Version 2 (issue 12): idempotent leasing, recovery of leases that expired under a live worker, and
+# indexes for the lease paths (expiry scan, request-id lookup) that hundreds of workers call.
 _V2 = """
 ALTER TABLE trials ADD COLUMN lease_request TEXT NOT NULL DEFAULT '';
 ALTER TABLE trials ADD COLUMN expired_lease TEXT NOT NULL DEFAULT '';
+CREATE INDEX trials_by_lease ON trials (state, lease_deadline);
+CREATE INDEX trials_by_lease_request ON trials (lease_request);
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2)  # MIGRATIONS[i] takes a database from version i to i + 1

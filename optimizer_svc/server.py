@@ -6,6 +6,7 @@ tests) drives it like grpcio's threaded server: ``start()``, ``stop(grace).wait(
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import signal
 import threading
@@ -131,6 +132,9 @@ def serve(*, host: str, port: int, db: str, metrics_port: int | None, reap_inter
         raise
     reaper = LeaseReaper(core, reap_interval)
     reaper.start()
+    # The first GP proposal would import GPyOpt (seconds of CPU); do it now, before workers wait on it.
+    threading.Thread(target=importlib.import_module, args=("optimizer_svc.gpyopt_backend",),
+                     name="warm-up", daemon=True).start()
     server.start()
     log.info("optimizer listening on %s:%d (database %s)", host, bound, db)
     print(f"optimizer listening on {host}:{bound}", flush=True)
