@@ -88,25 +88,27 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
         self._count(name, code.name)
         await context.abort(code, message, trailing_metadata=metadata)
 
+    # Each handler builds its whole answer (core call and message) on a pool thread: the event
+    # loop only routes, so the health check and waiting calls never queue behind a big message.
     @_translated
     async def CreateStudy(self, request, context):
-        study = await self.admission.call(self.core.create_study, request.spec_json)
-        return pb.CreateStudyResponse(study=study_pb(study))
+        return await self.admission.call(
+            lambda: pb.CreateStudyResponse(study=study_pb(self.core.create_study(request.spec_json))))
 
     @_translated
     async def GetStudy(self, request, context):
-        study = await self.admission.call(self.core.get_study, request.study_id)
-        return pb.GetStudyResponse(study=study_pb(study))
+        return await self.admission.call(
+            lambda: pb.GetStudyResponse(study=study_pb(self.core.get_study(request.study_id))))
 
     @_translated
     async def ListStudies(self, request, context):
-        studies = await self.admission.call(self.core.list_studies)
-        return pb.ListStudiesResponse(studies=[study_pb(s) for s in studies])
+        return await self.admission.call(
+            lambda: pb.ListStudiesResponse(studies=[study_pb(s) for s in self.core.list_studies()]))
 
     @_translated
     async def StopStudy(self, request, context):
-        study = await self.admission.call(self.core.stop_study, request.study_id, request.reason)
-        return pb.StopStudyResponse(study=study_pb(study))
+        return await self.admission.call(
+            lambda: pb.StopStudyResponse(study=study_pb(self.core.stop_study(request.study_id, request.reason))))
 
     @_translated
     async def LeaseTrial(self, request, context):
@@ -125,37 +127,41 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
 
     @_translated
     async def ReportProgress(self, request, context):
-        decision, reason, deadline = await self.admission.call(
-            self.core.report_progress, request.trial_id, request.lease_id, request.step, request.epoch,
-            dict(request.metrics))
-        return pb.ReportProgressResponse(decision=_DECISIONS[decision], reason=reason, lease_deadline=timestamp(deadline))
+        def answer() -> pb.ReportProgressResponse:
+            decision, reason, deadline = self.core.report_progress(
+                request.trial_id, request.lease_id, request.step, request.epoch, dict(request.metrics))
+            return pb.ReportProgressResponse(decision=_DECISIONS[decision], reason=reason,
+                                             lease_deadline=timestamp(deadline))
+        return await self.admission.call(answer)
 
     @_translated
     async def CompleteTrial(self, request, context):
         if request.outcome not in _OUTCOMES:
             raise InvalidArgument("outcome: must be OUTCOME_SUCCEEDED, OUTCOME_FAILED, OUTCOME_INFEASIBLE or "
                                   "OUTCOME_RELEASED")
-        trial = await self.admission.call(self.core.complete_trial, request.trial_id, request.lease_id,
-                                          _OUTCOMES[request.outcome], dict(request.metrics),
-                                          dict(request.artifacts), request.error)
-        return pb.CompleteTrialResponse(trial=trial_pb(trial))
+        return await self.admission.call(lambda: pb.CompleteTrialResponse(trial=trial_pb(self.core.complete_trial(
+            request.trial_id, request.lease_id, _OUTCOMES[request.outcome], dict(request.metrics),
+            dict(request.artifacts), request.error))))
 
     @_translated
     async def GetTrial(self, request, context):
-        trial = await self.admission.call(self.core.get_trial, request.trial_id)
-        return pb.GetTrialResponse(trial=trial_pb(trial))
+        return await self.admission.call(
+            lambda: pb.GetTrialResponse(trial=trial_pb(self.core.get_trial(request.trial_id))))
 
     @_translated
     async def ListTrials(self, request, context):
-        trials = await self.admission.call(self.core.list_trials, request.study_id,
-                                           request.phase if request.has_phase else None, request.with_measurements)
-        return pb.ListTrialsResponse(trials=[trial_pb(t) for t in trials])
+        def answer() -> pb.ListTrialsResponse:
+            trials = self.core.list_trials(request.study_id, request.phase if request.has_phase else None,
+                                           request.with_measurements)
+            return pb.ListTrialsResponse(trials=[trial_pb(t) for t in trials])
+        return await self.admission.call(answer)
 
     @_translated
     async def GetBestTrial(self, request, context):
-        best = await self.admission.call(self.core.best_trial, request.study_id,
-                                         request.phase if request.has_phase else None)
-        return pb.GetBestTrialResponse(trial=trial_pb(best) if best else None)
+        def answer() -> pb.GetBestTrialResponse:
+            best = self.core.best_trial(request.study_id, request.phase if request.has_phase else None)
+            return pb.GetBestTrialResponse(trial=trial_pb(best) if best else None)
+        return await self.admission.call(answer)
 
     @_translated_stream
     async def WatchStudy(self, request, context):
