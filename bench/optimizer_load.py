@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -123,17 +124,41 @@ def client_process(target: str, names: list[str], args, start: mp.Event, out: mp
     out.put((lat, dict(codes), dict(done)))
 
 
-def start_optimizer(db: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def start_optimizer(db: Path, log: Path) -> tuple[subprocess.Popen, str, str]:
+    """``saga optimizer`` on free ports; returns (process, gRPC target, metrics URL)."""
     proc = subprocess.Popen([sys.executable, "-m", "saga.cli.main", "--log-level", "WARNING", "optimizer",
-                             "--host", "127.0.0.1", "--port", "0", "--db", str(db), "--metrics-port", "-1"],
+                             "--host", "127.0.0.1", "--port", "0", "--db", str(db), "--metrics-port", "0"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    metrics = ""
     for line in proc.stdout:
-        m = re.search(r"listening on (\S+)", line)
-        if m:
+        if m := re.search(r"metrics on :(\d+)/metrics", line):
+            metrics = f"http://127.0.0.1:{m.group(1)}/metrics"
+        if m := re.search(r"listening on (\S+)", line):
             threading.Thread(target=proc.stdout.read, daemon=True).start()
-            return proc, m.group(1)
+            return proc, m.group(1), metrics
     raise RuntimeError(f"optimizer did not start: {log.read_text()[-2000:]}")
+
+
+def server_side(metrics_url: str) -> dict[str, dict[str, float]]:
+    """p50/p99 of the optimizer's own answer times (saga_rpc_seconds), as histogram bucket bounds."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(metrics_url, timeout=30).read().decode()
+    buckets: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for family in text_string_to_metric_families(text):
+        if family.name == "saga_rpc_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    buckets[sample.labels["method"]].append((float(sample.labels["le"]), sample.value))
+    out = {}
+    for method, bs in buckets.items():
+        bs.sort()
+        total = bs[-1][1]
+        if total:
+            out[method] = {"count": int(total), **{f"p{int(q * 100)}_le_ms": next(le for le, n in bs if n >= q * total) * 1000
+                                                  for q in (0.5, 0.99)}}
+    return out
 
 
 def quantile(xs: list[float], q: float) -> float:
@@ -155,7 +180,7 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="saga-load-"))
-    opt, target = start_optimizer(tmp / "opt.db", tmp / "optimizer.log")
+    opt, target, metrics_url = start_optimizer(tmp / "opt.db", tmp / "optimizer.log")
     proc = psutil.Process(opt.pid)
     channel = grpc.insecure_channel(target)
     stub = pb_grpc.OptimizerStub(channel)
@@ -191,6 +216,7 @@ def main() -> None:
     for s in counts:
         for k, v in s.trial_counts.items():
             by_state[k] += v
+    served = server_side(metrics_url)
     channel.close()
     opt.terminate()
     opt.wait(timeout=60)
@@ -209,6 +235,7 @@ def main() -> None:
         "rpcs": {k: {"count": len(v), "p50_ms": round(quantile(v, 0.5) * 1000, 1),
                      "p99_ms": round(quantile(v, 0.99) * 1000, 1), "max_ms": round(max(v) * 1000, 1)}
                  for k, v in sorted(lat.items())},
+        "server_side": served,
         "codes": {f"{rpc} {code}": n for (rpc, code), n in sorted(codes.items())},
         "rate_per_s": {rpc: round(sum(n for (r, c), n in codes.items() if r == rpc) / args.duration, 1) for rpc in RPCS},
         "optimizer": {"rss_max_mib": round(max(rss) / 2**20, 1), "rss_end_mib": round(rss[-1] / 2**20, 1),
@@ -220,6 +247,9 @@ def main() -> None:
     print(f"\n| rpc | count | p50 | p99 | max |\n|---|---|---|---|---|")
     for k, v in summary["rpcs"].items():
         print(f"| {k} | {v['count']} | {v['p50_ms']} ms | {v['p99_ms']} ms | {v['max_ms']} ms |")
+    print("\nanswer times in the optimizer (saga_rpc_seconds; bucket bounds):")
+    for k, v in served.items():
+        print(f"  {k}: {v['count']} calls, p50 <= {v['p50_le_ms']:g} ms, p99 <= {v['p99_le_ms']:g} ms")
     errors = {k: n for k, n in summary["codes"].items() if not k.endswith(" OK")}
     print(f"\nerrors by code: {errors or 'none'}; trials completed {trials}; at the end {dict(by_state)}")
     print(f"optimizer: RSS max {summary['optimizer']['rss_max_mib']} MiB, threads max "

@@ -42,6 +42,7 @@ class LeaseBroker:
         self.core, self.admission, self._loop = core, admission, loop
         self._parked: deque[tuple[str, asyncio.Future[None]]] = deque()
         self._requests: dict[str, _Request] = {}
+        self._tasks: set[asyncio.Task[Granted]] = set()
         core.add_change_listener(self._changed)
 
     @property
@@ -55,6 +56,8 @@ class LeaseBroker:
             req = _Request(task=None)  # type: ignore[arg-type]
             req.task = self._loop.create_task(self._serve(req, worker_id, study_id, timeout, request_id))
             req.task.add_done_callback(_retrieve)
+            self._tasks.add(req.task)
+            req.task.add_done_callback(self._tasks.discard)
             if request_id:
                 self._requests[request_id] = req
                 req.task.add_done_callback(lambda _, rid=request_id, r=req: self._forget(rid, r))
@@ -71,7 +74,11 @@ class LeaseBroker:
         give_up = self._loop.time() + min(timeout, MAX_LEASE_WAIT_S)
         while True:
             seen = self.core.change_seq
-            got = await self.admission.lease(self.core.lease_trial, worker_id, study_id, 0.0, request_id)
+            try:
+                got = await self.admission.lease(self.core.lease_trial, worker_id, study_id, 0.0, request_id)
+            except Exception:
+                self._wake(study_id)  # the turn passes on, whatever went wrong with this call
+                raise
             if got is not None:
                 if req.callers == 0:
                     await self.admission.lease(self.core.release_grant, got[0].id, got[1].id)
@@ -107,6 +114,13 @@ class LeaseBroker:
                 self._parked.remove(entry)
             except ValueError:
                 pass  # already taken off by _wake
+
+    def close(self) -> None:
+        """Ends every waiting call (the server is stopping); runs on the loop."""
+        for task in list(self._tasks):
+            task.cancel()
+        for _, fut in list(self._parked):
+            fut.cancel()
 
     def _changed(self, study_id: str) -> None:
         """Core listener: runs on a core thread, under the core's lock; only hands over."""

@@ -6,7 +6,6 @@ tests) drives it like grpcio's threaded server: ``start()``, ``stop(grace).wait(
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import signal
 import threading
@@ -80,6 +79,7 @@ class OptimizerServer:
         async def stop() -> None:
             await self.health.enter_graceful_shutdown()
             await self._server.stop(grace)
+            self.broker.close()
             await self._loop.run_in_executor(None, self.admission.shutdown)
 
         future = asyncio.run_coroutine_threadsafe(stop(), self._loop)
@@ -132,9 +132,6 @@ def serve(*, host: str, port: int, db: str, metrics_port: int | None, reap_inter
         raise
     reaper = LeaseReaper(core, reap_interval)
     reaper.start()
-    # The first GP proposal would import GPyOpt (seconds of CPU); do it now, before workers wait on it.
-    threading.Thread(target=importlib.import_module, args=("optimizer_svc.gpyopt_backend",),
-                     name="warm-up", daemon=True).start()
     server.start()
     log.info("optimizer listening on %s:%d (database %s)", host, bound, db)
     print(f"optimizer listening on {host}:{bound}", flush=True)

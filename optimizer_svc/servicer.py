@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
@@ -39,10 +40,13 @@ RETRY_AFTER_KEY = "saga-retry-after-s"
 def _translated(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(method)
     async def wrapper(self: "OptimizerServicer", request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
         try:
             response = await method(self, request, context)
         except Exception as e:  # noqa: BLE001 - translated into a status below
             await self._abort(method.__name__, e, context)
+        finally:
+            self.core.metrics.rpc_seconds.labels(method.__name__).observe(time.perf_counter() - started)
         self._count(method.__name__, "OK")
         return response
     return wrapper
