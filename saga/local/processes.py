@@ -3,10 +3,14 @@
 Every child runs in its own session (process group), so stopping it reaches anything it spawned
 too; SIGTERM first (the services hand back leases and close cleanly), SIGKILL for stragglers.
 Each child's stdout and stderr go to one log file, started afresh for each run, which is also where
-readiness is read from (so a previous run's lines can never be taken for this one's).
+readiness is read from (so a previous run's lines can never be taken for this one's). On Linux a
+child also gets SIGTERM when the supervisor dies without stopping it (SIGKILL, a crash), so no
+service outlives the command that started it.
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import re
 import signal
@@ -21,6 +25,21 @@ from pathlib import Path
 from typing import Mapping, Sequence, TextIO
 
 import psutil
+
+
+def _die_with_parent() -> object | None:
+    """A ``preexec_fn`` asking the kernel to SIGTERM the child when its parent dies (Linux
+    ``PR_SET_PDEATHSIG``), resolved before the fork so the child only makes one C call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return functools.partial(prctl, 1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+
+
+_PREEXEC = _die_with_parent()
 
 
 class ProcessError(RuntimeError):
@@ -122,7 +141,7 @@ class Supervisor:
             # start_new_session: the child leads its own process group, so killpg reaches its
             # children too, and a Ctrl-C on the terminal reaches only us (we stop it in order).
             proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=env, start_new_session=True)
+                                    env=env, start_new_session=True, preexec_fn=_PREEXEC)
         child = Child(name, list(argv), log, proc, tier)
         self.children.append(child)
         if ready is not None:
