@@ -3,7 +3,9 @@
 Variables: ``SAGA_S3_ENDPOINT`` (``host:port`` or ``http(s)://host:port``), ``SAGA_S3_ACCESS_KEY``
 and ``SAGA_S3_SECRET_KEY`` (fallback: ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, as MinIO
 documents), ``SAGA_S3_SECURE`` (``true``/``false``; default from the endpoint's scheme, else true)
-and ``SAGA_S3_REGION`` (optional; saves a bucket-location lookup).
+``SAGA_S3_REGION`` (optional; saves a bucket-location lookup) and ``SAGA_S3_RETRY_SECONDS`` (how long
+to retry a call while the server is unreachable or failing; default 300, so a MinIO restart during a
+trial's upload costs time, not the trial).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from datastore.retry import DEFAULT_BUDGET_S
 from datastore.store import StoreError
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -30,6 +33,7 @@ class S3Settings:
     access_key: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
     region: str | None = None
+    retry_s: float = DEFAULT_BUDGET_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "S3Settings":
@@ -49,7 +53,7 @@ class S3Settings:
                                 "set both or neither (anonymous access)")
         region = env.get("SAGA_S3_REGION", "").strip() or None
         return cls(endpoint=endpoint, secure=secure, access_key=access, secret_key=secret,
-                   region=region)
+                   region=region, retry_s=_parse_seconds(env.get("SAGA_S3_RETRY_SECONDS", "")))
 
 
 def _parse_endpoint(raw: str) -> tuple[str, bool | None]:
@@ -88,3 +92,15 @@ def _parse_secure(raw: str, scheme_secure: bool | None) -> bool:
     if scheme_secure is not None and secure != scheme_secure:
         raise S3ConfigError(f"SAGA_S3_SECURE={raw} contradicts the scheme of SAGA_S3_ENDPOINT")
     return secure
+
+
+def _parse_seconds(raw: str) -> float:
+    if not raw.strip():
+        return DEFAULT_BUDGET_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86400:
+        raise S3ConfigError(f"SAGA_S3_RETRY_SECONDS must be a number of seconds in [0, 86400], got {raw!r}")
+    return value

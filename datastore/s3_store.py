@@ -67,7 +67,7 @@ class S3Store(ObjectStore):
             validate_key(self.prefix)
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self._endpoint = settings.endpoint
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or RetryPolicy(budget_s=settings.retry_s)
         # Our own pool without urllib3 retries: retrying happens once, here, with one policy.
         http = urllib3.PoolManager(timeout=_TIMEOUT, retries=False, maxsize=16)
         self._client = Minio(settings.endpoint, access_key=settings.access_key,

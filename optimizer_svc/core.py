@@ -20,13 +20,13 @@ from trial_contract import one_line
 from trial_contract.task import TASK_ARTIFACTS
 from trial_contract.uris import check_store_uri
 
-from . import failures, stopping, strategies
+from . import failures, lease_recovery, stopping, strategies
 from .datasets import DatasetCheck
 from .db import Database, MeasurementRow, PhaseRow, StudyRow, TrialRow
 from .errors import FailedPrecondition, InvalidArgument, NotFound
 from .events import Event, EventBus
 from .metrics import Metrics
-from .proposer import Proposer, derive_seed, make_proposer
+from .proposer import Proposer, derive_seed, make_proposer, propose_safely
 from .spec import StudySpec, parse_spec, parse_stored
 from .observations import best_of, observations, score
 from .validation import MAX_NAME, MAX_TEXT, check_metrics, check_text
@@ -52,9 +52,22 @@ class OptimizerCore:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._study_locks: dict[str, threading.Lock] = {}
+        self._turned_away: set[str] = set()  # studies whose proposal lock a lease call found taken
         self._proposers: dict[tuple[str, int], Proposer] = {}
         self._specs: dict[str, StudySpec] = {}
+        self._listeners: list[Callable[[str], None]] = []
+        self.change_seq = 0  # counts changes that can make a lease possible (see add_change_listener)
         self.metrics.bind_trial_counts(self.trial_counts)
+        with self._lock:
+            lease_recovery.extend_after_restart(self.db, lambda sid: self._spec(self._study_row(sid)).lease_seconds,
+                                                self.clock())
+
+    def add_change_listener(self, listener: Callable[[str], None]) -> None:
+        """``listener(study_id)`` is called, under the core's lock (so it must only hand over, not
+        work), whenever a trial may have become leasable: a new study, a completion, an expiry, a
+        release. Long-polls wait for it instead of polling."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def close(self) -> None:
         with self._lock:
@@ -72,6 +85,8 @@ class OptimizerCore:
             self.db.insert_study(StudyRow(study_id, self.db.next_study_seq(), spec.name, spec.to_json(),
                                           ACTIVE, "", 0, now, now))
             self._start_phase(study_id, spec, 0, None)
+            self._notify(study_id)
+        self.db.sync()  # on disk before it is acknowledged; outside the lock, so a slow disk holds up no one else
         self._publish(study_id, "phase_started")
         log.info("created study %s (%s, strategy %s)", study_id, spec.name, spec.strategy)
         return self.get_study(study_id)
@@ -92,22 +107,34 @@ class OptimizerCore:
                 with self.db.transaction():
                     self.db.update_study(study_id, state=STOPPED, message=reason or "stopped by request",
                                          updated=self.clock())
-                self._changed.notify_all()
+                self._notify(study_id)
+        self.db.sync()
         self._publish(study_id, "study_finished")
         return self.get_study(study_id)
 
     # ------------------------------------------------------------------ leasing
-    def lease_trial(self, worker_id: str, study_id: str = "", timeout: float = 0.0) -> tuple[TrialView, Lease] | None:
-        """A trial for ``worker_id`` (a re-queued one first, else a new proposal), waiting up to ``timeout``."""
+    def lease_trial(self, worker_id: str, study_id: str = "", timeout: float = 0.0,
+                    request_id: str = "") -> tuple[TrialView, Lease] | None:
+        """A trial for ``worker_id`` (a re-queued one first, else a new proposal), waiting up to ``timeout``.
+
+        Idempotent per ``request_id``: a retry of a request whose answer was lost gets the trial and
+        lease that request was granted, as long as that trial still runs under it."""
         check_text("worker_id", worker_id, MAX_NAME)
+        check_text("request_id", request_id, MAX_NAME)
         if not isinstance(timeout, (int, float)) or math.isnan(timeout) or timeout < 0:
             raise InvalidArgument("timeout_seconds: must be a number >= 0")
         if study_id:
             with self._lock:
                 self._study_row(study_id)
+        if request_id:
+            with self._lock:
+                t = self.db.trial_leased_for(request_id)
+                if t is not None:
+                    log.info("leased %s again to %s (a retried request)", t.id, worker_id)
+                    return self._trial_view(t), Lease(t.lease_id, t.lease_deadline)
         give_up = time.monotonic() + min(float(timeout), MAX_LEASE_WAIT_S)
         while True:
-            got = self._try_lease(worker_id, study_id)
+            got = self._try_lease(worker_id, study_id, request_id)
             if got is not None:
                 return got
             remaining = give_up - time.monotonic()
@@ -116,7 +143,7 @@ class OptimizerCore:
             with self._changed:
                 self._changed.wait(min(remaining, 1.0))
 
-    def _try_lease(self, worker_id: str, study_id: str) -> tuple[TrialView, Lease] | None:
+    def _try_lease(self, worker_id: str, study_id: str, request_id: str) -> tuple[TrialView, Lease] | None:
         with self._lock:
             self._expire_locked()
             studies = [self.db.study(study_id)] if study_id else self.db.studies((ACTIVE,))
@@ -126,10 +153,10 @@ class OptimizerCore:
                 if self.db.count(s.id, states=("RUNNING",)) >= spec.budget.parallel_trials:
                     continue
                 for t in self.db.trials(s.id, states=("PENDING",)):
-                    return self._grant(t, spec, worker_id)
+                    return self._grant(t, spec, worker_id, request_id)
             candidates = [s.id for s in sorted(studies, key=lambda s: s.seq) if self._has_capacity(s)]
         for sid in candidates:
-            got = self._propose_and_grant(sid, worker_id)
+            got = self._propose_and_grant(sid, worker_id, request_id)
             if got is not None:
                 return got
         return None
@@ -141,8 +168,10 @@ class OptimizerCore:
         busy = self.db.count(s.id, states=("RUNNING", "PENDING"))
         return s.state == ACTIVE and created < phase.budget and busy < spec.budget.parallel_trials
 
-    def _propose_and_grant(self, study_id: str, worker_id: str) -> tuple[TrialView, Lease] | None:
-        with self._study_lock(study_id):
+    def _propose_and_grant(self, study_id: str, worker_id: str, request_id: str) -> tuple[TrialView, Lease] | None:
+        with self._proposal_turn(study_id) as turn:
+            if not turn:
+                return None  # a proposal for this study is under way; its end wakes the waiters
             with self._lock:
                 s = self.db.study(study_id)
                 if s is None or not self._has_capacity(s):
@@ -155,10 +184,16 @@ class OptimizerCore:
                 observed = observations(trials, spec)
                 pending = [t.params for t in trials if t.state in ("RUNNING", "PENDING")]
                 number_in_phase = len(trials)
-                proposer = self._proposer(study_id, phase.idx, spec, params)
+            # Outside the core's lock: the first GP proposer imports GPyOpt (seconds).
+            proposer = self._proposer(study_id, phase.idx, spec, params)
             t0 = time.perf_counter()
-            point = proposer.propose(number_in_phase, observed, pending)
+            point, failure = propose_safely(proposer, number_in_phase, observed, pending)
             self.metrics.proposal_seconds.observe(time.perf_counter() - t0)
+            if failure is not None:
+                self.metrics.proposal_fallbacks.inc()
+                log.error("study %s phase %d: the model's proposal failed (%s: %s); trial %d is a random point",
+                          study_id, phase.idx, type(failure).__name__, failure, number_in_phase,
+                          exc_info=failure)
             if getattr(proposer, "last_fit_seconds", 0.0):
                 self.metrics.gp_fit_seconds.observe(proposer.last_fit_seconds)
             with self._lock:
@@ -176,17 +211,22 @@ class OptimizerCore:
                                json.dumps(task), 1, created=now)
                 with self.db.transaction():
                     self.db.insert_trial(row)
-                    granted = self._grant(row, spec, worker_id, in_tx=True)
+                    granted = self._grant(row, spec, worker_id, request_id, in_tx=True)
             self._publish(study_id, "trial_created", trial_id)
             return granted
 
-    def _grant(self, t: TrialRow, spec: StudySpec, worker_id: str, in_tx: bool = False) -> tuple[TrialView, Lease]:
+    def _grant(self, t: TrialRow, spec: StudySpec, worker_id: str, request_id: str = "",
+               in_tx: bool = False) -> tuple[TrialView, Lease]:
         now = self.clock()
         lease = Lease(uuid.uuid4().hex, now + spec.lease_seconds)
         task = t.task
         task["attempt"] = t.attempt
+        # Each attempt writes under its own prefix: a stale attempt can never overwrite the files of
+        # the attempt that completes, whose artifacts (from CompleteTrial) are the trial's.
+        task["artifacts_uri"] = f"{self._artifacts_uri(spec, t.study_id, t.id)}/attempt-{t.attempt}"
         fields = dict(state="RUNNING", lease_id=lease.id, lease_deadline=lease.deadline, worker_id=worker_id,
-                      task_json=json.dumps(task), started=t.started or now, stop_order="", stop_reason="")
+                      task_json=json.dumps(task), started=t.started or now, stop_order="", stop_reason="",
+                      lease_request=request_id, expired_lease="")
         if in_tx:
             self.db.update_trial(t.id, **fields)
         else:
@@ -285,8 +325,9 @@ class OptimizerCore:
             with self.db.transaction():
                 self.db.update_trial(t.id, **fields)
                 self._advance_locked(s, spec)
-            self._changed.notify_all()
+            self._notify(t.study_id)
             view = self._trial_view(self.db.trial(t.id))
+        self.db.sync()  # an observation is on disk before it is acknowledged
         self._publish(t.study_id, "trial_requeued" if view.state == "PENDING" else "trial_finished", t.id)
         return view
 
@@ -305,17 +346,34 @@ class OptimizerCore:
             msg = f"lease of worker {t.worker_id!r} expired on attempt {t.attempt}"
             with self.db.transaction():
                 if t.attempts_used < spec.budget.max_attempts:
+                    # expired_lease: that worker's late report may still take the trial back (lease_recovery)
                     self.db.update_trial(t.id, state="PENDING", attempt=t.attempt + 1, lease_id="", lease_deadline=0.0,
-                                         last_lease_id=t.lease_id, worker_id="", error=msg)
+                                         last_lease_id=t.lease_id, expired_lease=t.lease_id, error=msg)
                 else:
                     self.db.update_trial(t.id, state="FAILED", lease_id="", lease_deadline=0.0,
                                          last_lease_id=t.lease_id, error=msg, ended=now)
                     self._advance_locked(s, spec)
             log.warning("%s: %s", t.id, msg)
             self._publish(t.study_id, "trial_requeued", t.id)
-        if expired:
-            self._changed.notify_all()
+            self._notify(t.study_id)
         return len(expired)
+
+    def release_grant(self, trial_id: str, lease_id: str) -> bool:
+        """Puts back a trial whose grant never reached its worker (the LeaseTrial caller was gone by
+        the time it was granted): PENDING again, the attempt not used. False if the lease has been
+        used meanwhile (a report arrived) or no longer holds the trial."""
+        with self._lock:
+            t = self.db.trial(trial_id)
+            if t is None or t.state != "RUNNING" or t.lease_id != lease_id or self.db.measurements(t.id, t.attempt):
+                return False
+            with self.db.transaction():
+                self.db.update_trial(t.id, state="PENDING", lease_id="", lease_deadline=0.0, worker_id="",
+                                     lease_request="")
+            self.metrics.grants_released.inc()
+            log.warning("%s: its LeaseTrial caller %r gave up before the answer; back in the queue", t.id, t.worker_id)
+            self._notify(t.study_id)
+        self._publish(t.study_id, "trial_requeued", t.id)
+        return True
 
     # ------------------------------------------------------------------ phases
     def _start_phase(self, study_id: str, spec: StudySpec, idx: int, prior: TrialRow | None) -> None:
@@ -397,12 +455,41 @@ class OptimizerCore:
             self.events.unsubscribe(study_id, q)
 
     # ------------------------------------------------------------------ helpers
+    def _notify(self, study_id: str) -> None:
+        """Wakes lease waiters (in-process and long-polls); called with the lock held."""
+        self.change_seq += 1
+        self._changed.notify_all()
+        for listener in self._listeners:
+            listener(study_id)
+
     def _publish(self, study_id: str, kind: str, trial_id: str = "") -> None:
         self.events.publish(Event(study_id, kind, trial_id))
 
     def _study_lock(self, study_id: str) -> threading.Lock:
         with self._lock:
             return self._study_locks.setdefault(study_id, threading.Lock())
+
+    @contextmanager
+    def _proposal_turn(self, study_id: str) -> Iterator[bool]:
+        """Proposals of one study run one at a time. A call that finds one under way gets False at
+        once instead of holding its thread through a GP fit (seconds on a busy node); the call
+        that proposes notifies the waiters when it is done."""
+        lock = self._study_lock(study_id)
+        while not lock.acquire(blocking=False):
+            with self._lock:
+                self._turned_away.add(study_id)
+                taken = lock.locked()  # if so, its holder sees the mark after releasing
+            if taken:
+                yield False
+                return
+        try:
+            yield True
+        finally:
+            lock.release()
+            with self._lock:
+                if study_id in self._turned_away:
+                    self._turned_away.discard(study_id)
+                    self._notify(study_id)
 
     def _study_row(self, study_id: str) -> StudyRow:
         check_text("study_id", study_id, MAX_NAME, required=True)
@@ -421,6 +508,12 @@ class OptimizerCore:
     def _held_trial(self, trial_id: str, lease_id: str) -> TrialRow:
         t = self._trial_row(trial_id)
         check_text("lease_id", lease_id, MAX_NAME, required=True)
+        if t.state == "PENDING" and t.expired_lease == lease_id:
+            spec = self._spec(self._study_row(t.study_id))
+            t = lease_recovery.recover(self.db, t, lease_id, self.clock(), spec.lease_seconds) or t
+            if t.state == "RUNNING":
+                self.metrics.lease_recoveries.inc()
+                self._publish(t.study_id, "trial_leased", t.id)
         if t.state != "RUNNING" or t.lease_id != lease_id:
             raise FailedPrecondition(f"lease {lease_id!r} no longer holds trial {trial_id} "
                                      f"(trial is {t.state}, attempt {t.attempt}); drop this trial")

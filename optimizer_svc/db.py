@@ -1,44 +1,26 @@
 """SQLite persistence (WAL) of studies, phases, trials and measurements.
 
 Observations are the state: everything the core knows lives in these tables, and the GP is refit
-from them after a restart. Every write is one transaction with ``synchronous=FULL``, so a kill -9 at
-any moment loses nothing that was acknowledged. Not thread-safe on its own: the core serialises
-access with its lock.
+from them after a restart. Every write is one transaction, committed (WAL, ``synchronous=NORMAL``)
+before the caller is answered, so a kill -9 at any moment loses nothing that was acknowledged.
+:meth:`Database.sync` also puts what is committed on the disk (fsync of the WAL), so it survives a
+power loss: the core calls it before acknowledging a new study, a stop or a completion, outside its
+lock, so that a slow disk delays only those callers and concurrent syncs share one flush. Progress
+reports and lease changes reach the disk with the next sync or checkpoint. Columns are read by name;
+the schema is versioned (``schema.py``). Not thread-safe on its own: the core serialises access to
+the connection with its lock (``sync`` does not use it).
 """
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS studies (
-    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, name TEXT NOT NULL, spec_json TEXT NOT NULL,
-    state TEXT NOT NULL, message TEXT NOT NULL DEFAULT '', current_phase INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL, updated REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS phases (
-    study_id TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, budget INTEGER NOT NULL,
-    context_json TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, best_trial_id TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (study_id, idx));
-CREATE TABLE IF NOT EXISTS trials (
-    id TEXT PRIMARY KEY, study_id TEXT NOT NULL, phase INTEGER NOT NULL, number INTEGER NOT NULL,
-    state TEXT NOT NULL, params_json TEXT NOT NULL, task_json TEXT NOT NULL, attempt INTEGER NOT NULL,
-    lease_id TEXT NOT NULL DEFAULT '', lease_deadline REAL NOT NULL DEFAULT 0,
-    last_lease_id TEXT NOT NULL DEFAULT '', completion_key TEXT NOT NULL DEFAULT '',
-    worker_id TEXT NOT NULL DEFAULT '', value REAL, stop_reason TEXT NOT NULL DEFAULT '',
-    stop_order TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',
-    metrics_json TEXT NOT NULL DEFAULT '{}', artifacts_json TEXT NOT NULL DEFAULT '{}',
-    created REAL NOT NULL, started REAL NOT NULL DEFAULT 0, ended REAL NOT NULL DEFAULT 0,
-    releases INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS trials_by_study ON trials (study_id, phase, number);
-CREATE INDEX IF NOT EXISTS trials_by_state ON trials (state);
-CREATE TABLE IF NOT EXISTS measurements (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, trial_id TEXT NOT NULL, attempt INTEGER NOT NULL,
-    step TEXT NOT NULL, epoch INTEGER NOT NULL, metrics_json TEXT NOT NULL, time REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS measurements_by_trial ON measurements (trial_id, attempt, step, epoch);
-"""
+from .schema import migrate
+
 
 
 @dataclass
@@ -90,6 +72,8 @@ class TrialRow:
     started: float = 0.0
     ended: float = 0.0
     releases: int = 0            # attempts handed back by shutting-down workers; they do not count
+    lease_request: str = ""      # the LeaseTrial request id that got the current lease (retries get it again)
+    expired_lease: str = ""      # the lease that expired last; its worker's late report may take it back
 
     @property
     def attempts_used(self) -> int:
@@ -128,15 +112,32 @@ class Database:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.executescript(SCHEMA)
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.schema_found = migrate(self.conn, self.path)
+        self.sync()
 
     def close(self) -> None:
         self.conn.close()
 
     def transaction(self) -> "_Tx":
+        """One write transaction (committed on exit, rolled back on an exception)."""
         return _Tx(self.conn)
+
+    def sync(self) -> None:
+        """Makes every committed transaction survive a power loss. Thread-safe, and safe without
+        the caller's lock: it flushes the WAL file through a descriptor of its own."""
+        if self.path == ":memory:":
+            return
+        try:
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return  # nothing written since the last checkpoint (which syncs the database)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     # -- studies
     def insert_study(self, s: StudyRow) -> None:
@@ -147,14 +148,14 @@ class Database:
 
     def study(self, study_id: str) -> StudyRow | None:
         row = self.conn.execute("SELECT * FROM studies WHERE id = ?", (study_id,)).fetchone()
-        return StudyRow(*row) if row else None
+        return _row(StudyRow, row) if row else None
 
     def studies(self, states: tuple[str, ...] | None = None) -> list[StudyRow]:
         sql, args = "SELECT * FROM studies", ()
         if states:
             sql += f" WHERE state IN ({','.join('?' * len(states))})"
             args = states
-        return [StudyRow(*r) for r in self.conn.execute(sql + " ORDER BY seq DESC", args)]
+        return [_row(StudyRow, r) for r in self.conn.execute(sql + " ORDER BY seq DESC", args)]
 
     def next_study_seq(self) -> int:
         return int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM studies").fetchone()[0])
@@ -167,7 +168,7 @@ class Database:
         self._update("phases", "study_id = ? AND idx = ?", (study_id, idx), fields)
 
     def phases(self, study_id: str) -> list[PhaseRow]:
-        return [PhaseRow(*r) for r in self.conn.execute(
+        return [_row(PhaseRow, r) for r in self.conn.execute(
             "SELECT * FROM phases WHERE study_id = ? ORDER BY idx", (study_id,))]
 
     # -- trials
@@ -179,7 +180,7 @@ class Database:
 
     def trial(self, trial_id: str) -> TrialRow | None:
         row = self.conn.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
-        return TrialRow(*row) if row else None
+        return _row(TrialRow, row) if row else None
 
     def trials(self, study_id: str, phase: int | None = None, states: tuple[str, ...] | None = None) -> list[TrialRow]:
         sql, args = "SELECT * FROM trials WHERE study_id = ?", [study_id]
@@ -189,7 +190,7 @@ class Database:
         if states:
             sql += f" AND state IN ({','.join('?' * len(states))})"
             args += list(states)
-        return [TrialRow(*r) for r in self.conn.execute(sql + " ORDER BY number", args)]
+        return [_row(TrialRow, r) for r in self.conn.execute(sql + " ORDER BY number", args)]
 
     def count(self, study_id: str, phase: int | None = None, states: tuple[str, ...] | None = None) -> int:
         """How many trials match, without reading them (the lease path asks this on every poll)."""
@@ -203,8 +204,17 @@ class Database:
         return int(self.conn.execute(sql, args).fetchone()[0])
 
     def expired_leases(self, now: float) -> list[TrialRow]:
-        return [TrialRow(*r) for r in self.conn.execute(
+        return [_row(TrialRow, r) for r in self.conn.execute(
             "SELECT * FROM trials WHERE state = 'RUNNING' AND lease_deadline < ? ORDER BY created, number", (now,))]
+
+    def trial_leased_for(self, request_id: str) -> TrialRow | None:
+        """The running trial whose lease the LeaseTrial request ``request_id`` got."""
+        row = self.conn.execute("SELECT * FROM trials WHERE state = 'RUNNING' AND lease_request = ?",
+                                (request_id,)).fetchone()
+        return _row(TrialRow, row) if row else None
+
+    def running_trials(self) -> list[TrialRow]:
+        return [_row(TrialRow, r) for r in self.conn.execute("SELECT * FROM trials WHERE state = 'RUNNING'")]
 
     def count_trials(self, study_id: str) -> dict[str, int]:
         return dict(self.conn.execute(
@@ -224,8 +234,8 @@ class Database:
         if attempt is not None:
             sql += " AND attempt = ?"
             args.append(attempt)
-        return [MeasurementRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5])
-                for r in self.conn.execute(sql + " ORDER BY id", args)]
+        return [MeasurementRow(r["trial_id"], r["attempt"], r["step"], r["epoch"], json.loads(r["metrics_json"]),
+                               r["time"]) for r in self.conn.execute(sql + " ORDER BY id", args)]
 
     # -- helpers
     def _insert(self, table: str, row: Any) -> None:
@@ -238,8 +248,15 @@ class Database:
             self.conn.execute(f"UPDATE {table} SET {sets} WHERE {where}", (*fields.values(), *args))
 
 
+def _row(cls: type, row: sqlite3.Row) -> Any:
+    """A row as ``cls``, column by name; columns a newer release added and ``cls`` lacks are ignored."""
+    keys = row.keys()
+    return cls(**{f: row[f] for f in cls.__dataclass_fields__ if f in keys})
+
+
 class _Tx:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception, also when COMMIT itself fails (a
+    full disk): the connection is left without an open transaction, ready for the next request."""
 
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
@@ -248,6 +265,21 @@ class _Tx:
         self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        else:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the original error is the one worth reporting
+
 
 

@@ -19,4 +19,13 @@ class FailedPrecondition(OptimizerError):
 
 
 class ResourceExhausted(OptimizerError):
-    """A limit was hit (too many studies, request too large)."""
+    """A limit was hit (too many studies, request too large). ``retry_after_s`` > 0 when the limit is
+    temporary (a full disk, too many open streams) and the same request may pass later."""
+
+    def __init__(self, message: str, retry_after_s: float = 0.0):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(OptimizerError):
+    """The service cannot act now but may soon (its database is busy or failing); worth retrying."""

@@ -33,6 +33,15 @@ class Metrics:
                                         buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10), registry=r)
         self.lease_expiries = Counter("saga_lease_expiries", "Leases that expired without a report", registry=r)
         self.rpcs = Counter("saga_rpcs", "RPCs by method and status code", ["method", "code"], registry=r)
+        self.rpc_seconds = Histogram("saga_rpc_seconds", "Time the optimizer took to answer, by method (LeaseTrial "
+                                     "includes its wait for a trial)", ["method"], registry=r,
+                                     buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+        self.proposal_fallbacks = Counter("saga_proposal_fallbacks", "Proposals that fell back to a random point "
+                                          "because the model failed (see the optimizer log)", registry=r)
+        self.lease_recoveries = Counter("saga_lease_recoveries", "Expired leases given back to their worker, "
+                                        "whose late report came before any other attempt started", registry=r)
+        self.grants_released = Counter("saga_lease_grants_released", "Trials granted after their LeaseTrial "
+                                       "caller gave up, put back in the queue", registry=r)
         self._bound = False
 
     def bind_trial_counts(self, counts: Callable[[], dict[str, int]]) -> None:

@@ -103,3 +103,16 @@ def make_proposer(params: list[Param], *, seed: int, initial_points: int, random
     if random_only:
         return RandomProposer(params, seed)
     return GPProposer(params, seed, initial_points)
+
+
+def propose_safely(proposer: Proposer, number: int, observations: list[tuple[dict[str, Any], float]],
+                   pending: list[dict[str, Any]]) -> tuple[dict[str, Any], BaseException | None]:
+    """``proposer``'s point, or, when it fails (a GP fit that does not converge, a numerical error),
+    a random one: a study must never stop on its model. Returns (point, the error or None)."""
+    try:
+        return proposer.propose(number, observations, pending), None
+    except Exception as exc:  # noqa: BLE001 - any failure of the model falls back the same way
+        fallback = getattr(proposer, "random", proposer)
+        if fallback is proposer:
+            raise
+        return fallback.propose(number, observations, pending), exc

@@ -1,45 +1,105 @@
-"""Builds the optimizer's gRPC server (``make_server``) and runs it (``serve``)."""
+"""Builds the optimizer's gRPC server (``make_server``) and runs it (``serve``).
+
+The server is grpc.aio on an event loop of its own thread, so synchronous code (the entry point,
+tests) drives it like grpcio's threaded server: ``start()``, ``stop(grace).wait()``.
+"""
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
-from concurrent import futures
+from typing import Any, Coroutine, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
 
+from saga.ports import GRPC_SERVER_OPTIONS, bind_failed, check_free, split_address, start_metrics_server
 from saga.v1 import optimizer_pb2, optimizer_pb2_grpc
 
+from .admission import Admission, Limits
 from .core import OptimizerCore
 from .datasets import DatasetCheck
+from .lease_broker import LeaseBroker
 from .servicer import OptimizerServicer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SERVICE_NAME = optimizer_pb2.DESCRIPTOR.services_by_name["Optimizer"].full_name
 # Specs and completions are small; 4 MiB refuses runaway requests with RESOURCE_EXHAUSTED.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
-def make_server(core: OptimizerCore, address: str, *, max_workers: int = 64,
-                max_message_bytes: int = MAX_MESSAGE_BYTES) -> tuple[grpc.Server, int]:
-    """An unstarted server with the Optimizer, health and reflection services; returns (server, port)."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-                         options=[("grpc.max_receive_message_length", max_message_bytes),
-                                  ("grpc.max_send_message_length", 64 * 1024 * 1024)])
-    optimizer_pb2_grpc.add_OptimizerServicer_to_server(OptimizerServicer(core), server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"cannot listen on {address}")
-    return server, port
+class OptimizerServer:
+    """The Optimizer, health and reflection services on one port; use :func:`make_server`."""
+
+    def __init__(self, core: OptimizerCore, address: str, limits: Limits, max_message_bytes: int):
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="grpc-loop", daemon=True)
+        self._thread.start()
+        self.admission = Admission(limits)
+        try:
+            self.port = self._run(self._build(core, address, max_message_bytes))
+        except BaseException:
+            self._close_loop()
+            raise
+
+    async def _build(self, core: OptimizerCore, address: str, max_message_bytes: int) -> int:
+        self.broker = LeaseBroker(core, self.admission, self._loop)
+        self._server = grpc.aio.server(options=[*GRPC_SERVER_OPTIONS,
+                                                ("grpc.max_receive_message_length", max_message_bytes),
+                                                ("grpc.max_send_message_length", 64 * 1024 * 1024)])
+        optimizer_pb2_grpc.add_OptimizerServicer_to_server(OptimizerServicer(core, self.admission, self.broker),
+                                                           self._server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+                                            self._server)
+        host, port = split_address(address)
+        check_free("optimizer", host, port)
+        try:
+            return self._server.add_insecure_port(address)
+        except RuntimeError as e:
+            raise bind_failed("optimizer", host, port, e) from None
+
+    def start(self) -> None:
+        self._run(self._server.start())
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Stops accepting calls, lets calls in progress finish for ``grace`` seconds, then ends;
+        returns an event set when everything has stopped."""
+        done = threading.Event()
+        if not self._loop.is_running():
+            done.set()
+            return done
+
+        async def stop() -> None:
+            await self.health.enter_graceful_shutdown()
+            await self._server.stop(grace)
+            self.broker.close()
+            await self._loop.run_in_executor(None, self.admission.shutdown)
+
+        future = asyncio.run_coroutine_threadsafe(stop(), self._loop)
+        future.add_done_callback(lambda _: (self._close_loop(), done.set()))
+        return done
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _close_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def make_server(core: OptimizerCore, address: str, *, limits: Limits | None = None,
+                max_message_bytes: int = MAX_MESSAGE_BYTES) -> tuple[OptimizerServer, int]:
+    """An unstarted server bound to ``address``; returns (server, port). PortInUse (an OSError
+    naming the port) when another process listens there."""
+    server = OptimizerServer(core, address, limits or Limits(), max_message_bytes)
+    return server, server.port
 
 
 class LeaseReaper(threading.Thread):
@@ -59,14 +119,19 @@ class LeaseReaper(threading.Thread):
 
 
 def serve(*, host: str, port: int, db: str, metrics_port: int | None, reap_interval: float = 1.0,
-          check_datasets: bool = True) -> None:
-    """Runs the service until SIGTERM or SIGINT. ``check_datasets``: read each new study's dataset
-    manifest when the store is reachable (optimizer_svc.datasets)."""
+          limits: Limits | None = None, check_datasets: bool = True) -> None:
+    """Runs the service until SIGTERM or SIGINT. PortInUse when a port is taken. ``check_datasets``:
+    read each new study's dataset manifest when the store is reachable (optimizer_svc.datasets)."""
+    check_free("optimizer", host, port)
     core = OptimizerCore(db, datasets=DatasetCheck() if check_datasets else None)
-    server, bound = make_server(core, f"{host}:{port}")
-    if metrics_port is not None:
-        http, _ = start_http_server(metrics_port, registry=core.metrics.registry)
-        print(f"optimizer metrics on :{http.server_port}/metrics", flush=True)
+    try:
+        server, bound = make_server(core, f"{host}:{port}", limits=limits)
+        if metrics_port is not None:
+            http = start_metrics_server("optimizer", metrics_port, core.metrics.registry)
+            print(f"optimizer metrics on :{http}/metrics", flush=True)
+    except BaseException:
+        core.close()
+        raise
     reaper = LeaseReaper(core, reap_interval)
     reaper.start()
     server.start()

@@ -1,209 +1,178 @@
-"""gRPC servicer: converts saga.v1 messages to core calls and core errors to status codes."""
+"""gRPC servicer (asyncio): converts saga.v1 messages to core calls and errors to status codes.
+
+Every core call runs on the pool of its kind (``admission``), never on the event loop; waiting
+(long-polls, streams) happens on the loop and holds no thread.
+"""
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import queue
-from typing import Any, Callable
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from saga.v1 import optimizer_pb2 as pb
 from saga.v1 import optimizer_pb2_grpc as pb_grpc
 
+from .admission import Admission
 from .core import OptimizerCore
-from .errors import FailedPrecondition, InvalidArgument, NotFound, OptimizerError, ResourceExhausted
-from .views import ACTIVE, StudyView, TrialView
+from .errors import (FailedPrecondition, InvalidArgument, NotFound, OptimizerError, ResourceExhausted,
+                     Unavailable)
+from .lease_broker import LeaseBroker
+from .messages import study_pb, timestamp, trial_pb
+from .storage_errors import storage_error
+from .watch import Watcher
 
 log = logging.getLogger(__name__)
 
 _CODES = {InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT, NotFound: grpc.StatusCode.NOT_FOUND,
           FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-          ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED}
+          ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED, Unavailable: grpc.StatusCode.UNAVAILABLE}
 _OUTCOMES = {pb.OUTCOME_SUCCEEDED: "SUCCEEDED", pb.OUTCOME_FAILED: "FAILED", pb.OUTCOME_INFEASIBLE: "INFEASIBLE",
              pb.OUTCOME_RELEASED: "RELEASED"}
 _DECISIONS = {"continue": pb.CONTINUE, "stop_step": pb.STOP_STEP, "stop_trial": pb.STOP_TRIAL}
+# Trailing metadata telling a client that the same request may pass after this many seconds
+# (optimizer_svc.client retries RESOURCE_EXHAUSTED only when it is present).
+RETRY_AFTER_KEY = "saga-retry-after-s"
 
 
-def _ts(seconds: float) -> Timestamp:
-    ts = Timestamp()
-    if seconds:
-        ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
-
-
-def study_pb(s: StudyView) -> pb.Study:
-    return pb.Study(
-        id=s.id, name=s.name, state=pb.StudyState.Value(f"STUDY_{s.state}"), spec_json=s.spec_json,
-        phases=[pb.Phase(index=p.index, name=p.name, budget=p.budget, trials_created=p.trials_created,
-                         trials_finished=p.trials_finished, done=p.done, best_trial_id=p.best_trial_id,
-                         space_json=json.dumps(p.space) if p.space else "")
-                for p in s.phases],
-        current_phase=s.current_phase, message=s.message, create_time=_ts(s.created), update_time=_ts(s.updated),
-        trial_counts={f"TRIAL_{k}": v for k, v in s.trial_counts.items()})
-
-
-def value_pb(v: Any) -> pb.ParameterValue:
-    if isinstance(v, str):
-        return pb.ParameterValue(categorical_value=v)
-    if isinstance(v, int) and not isinstance(v, bool):
-        return pb.ParameterValue(int_value=v)
-    return pb.ParameterValue(float_value=float(v))
-
-
-def trial_pb(t: TrialView) -> pb.Trial:
-    return pb.Trial(
-        id=t.id, study_id=t.study_id, phase=t.phase, number=t.number, state=pb.TrialState.Value(f"TRIAL_{t.state}"),
-        parameters={k: value_pb(v) for k, v in t.parameters.items()}, task_json=t.task_json, attempt=t.attempt,
-        value=t.value or 0.0, has_value=t.value is not None, stop_reason=t.stop_reason, error=t.error,
-        metrics=t.metrics, artifacts=t.artifacts, worker_id=t.worker_id,
-        measurements=[pb.Measurement(step=m.step, epoch=m.epoch, metrics=m.metrics, attempt=m.attempt,
-                                     time=_ts(m.time)) for m in t.measurements],
-        create_time=_ts(t.created), start_time=_ts(t.started), end_time=_ts(t.ended))
-
-
-def _abort(servicer: "OptimizerServicer", name: str, error: Exception, context: grpc.ServicerContext) -> None:
-    """Domain errors get their status code; anything else is a bug, logged and reported INTERNAL."""
-    if isinstance(error, OptimizerError):
-        code, message = _CODES.get(type(error), grpc.StatusCode.INVALID_ARGUMENT), str(error)
-    else:
-        log.error("%s failed", name, exc_info=error)
-        code, message = grpc.StatusCode.INTERNAL, f"{name}: internal error (see the optimizer log)"
-    servicer.core.metrics.rpcs.labels(name, code.name).inc()
-    context.abort(code, message)
-
-
-def _translated(method: Callable) -> Callable:
+def _translated(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(method)
-    def wrapper(self: "OptimizerServicer", request: Any, context: grpc.ServicerContext) -> Any:
+    async def wrapper(self: "OptimizerServicer", request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
         try:
-            return method(self, request, context)
-        except Exception as e:
-            _abort(self, method.__name__, e, context)
+            response = await method(self, request, context)
+        except Exception as e:  # noqa: BLE001 - translated into a status below
+            await self._abort(method.__name__, e, context)
+        finally:
+            self.core.metrics.rpc_seconds.labels(method.__name__).observe(time.perf_counter() - started)
+        self._count(method.__name__, "OK")
+        return response
     return wrapper
 
 
-def _translated_stream(method: Callable) -> Callable:
+def _translated_stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
     """``_translated`` for server-streaming methods: errors surface while iterating."""
     @functools.wraps(method)
-    def wrapper(self: "OptimizerServicer", request: Any, context: grpc.ServicerContext) -> Any:
+    async def wrapper(self: "OptimizerServicer", request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            yield from method(self, request, context)
-        except Exception as e:
-            _abort(self, method.__name__, e, context)
+            async for item in method(self, request, context):
+                yield item
+        except Exception as e:  # noqa: BLE001 - translated into a status below
+            await self._abort(method.__name__, e, context)
     return wrapper
 
 
 class OptimizerServicer(pb_grpc.OptimizerServicer):
-    def __init__(self, core: OptimizerCore):
-        self.core = core
+    def __init__(self, core: OptimizerCore, admission: Admission, broker: LeaseBroker):
+        self.core, self.admission, self.broker = core, admission, broker
+        self.watcher = Watcher(core, admission)
 
-    def _ok(self, name: str) -> None:
-        self.core.metrics.rpcs.labels(name, "OK").inc()
+    def _count(self, name: str, code: str) -> None:
+        self.core.metrics.rpcs.labels(name, code).inc()
+
+    async def _abort(self, name: str, error: Exception, context: grpc.aio.ServicerContext) -> None:
+        """Domain and storage errors get their status code; anything else is a bug, logged and
+        reported INTERNAL."""
+        if isinstance(error, grpc.aio.AbortError):
+            raise error
+        domain = error if isinstance(error, OptimizerError) else storage_error(error)
+        metadata: tuple[tuple[str, str], ...] = ()
+        if domain is not None:
+            code, message = _CODES.get(type(domain), grpc.StatusCode.INVALID_ARGUMENT), str(domain)
+            retry_after = getattr(domain, "retry_after_s", 0.0)
+            if retry_after:
+                metadata = ((RETRY_AFTER_KEY, f"{retry_after:g}"),)
+            if domain is not error:
+                log.error("%s: %s", name, message)
+        else:
+            log.error("%s failed", name, exc_info=error)
+            code, message = grpc.StatusCode.INTERNAL, f"{name}: internal error (see the optimizer log)"
+        self._count(name, code.name)
+        await context.abort(code, message, trailing_metadata=metadata)
+
+    # Each handler builds its whole answer (core call and message) on a pool thread: the event
+    # loop only routes, so the health check and waiting calls never queue behind a big message.
+    @_translated
+    async def CreateStudy(self, request, context):
+        return await self.admission.call(
+            lambda: pb.CreateStudyResponse(study=study_pb(self.core.create_study(request.spec_json))))
 
     @_translated
-    def CreateStudy(self, request, context):
-        study = self.core.create_study(request.spec_json)
-        self._ok("CreateStudy")
-        return pb.CreateStudyResponse(study=study_pb(study))
+    async def GetStudy(self, request, context):
+        return await self.admission.call(
+            lambda: pb.GetStudyResponse(study=study_pb(self.core.get_study(request.study_id))))
 
     @_translated
-    def GetStudy(self, request, context):
-        study = self.core.get_study(request.study_id)
-        self._ok("GetStudy")
-        return pb.GetStudyResponse(study=study_pb(study))
+    async def ListStudies(self, request, context):
+        return await self.admission.call(
+            lambda: pb.ListStudiesResponse(studies=[study_pb(s) for s in self.core.list_studies()]))
 
     @_translated
-    def ListStudies(self, request, context):
-        studies = self.core.list_studies()
-        self._ok("ListStudies")
-        return pb.ListStudiesResponse(studies=[study_pb(s) for s in studies])
+    async def StopStudy(self, request, context):
+        return await self.admission.call(
+            lambda: pb.StopStudyResponse(study=study_pb(self.core.stop_study(request.study_id, request.reason))))
 
     @_translated
-    def StopStudy(self, request, context):
-        study = self.core.stop_study(request.study_id, request.reason)
-        self._ok("StopStudy")
-        return pb.StopStudyResponse(study=study_pb(study))
-
-    @_translated
-    def LeaseTrial(self, request, context):
+    async def LeaseTrial(self, request, context):
         # Never wait past the client's own deadline.
         remaining = context.time_remaining()
         timeout = request.timeout_seconds
         if remaining is not None and timeout > 0:
             timeout = max(0.0, min(timeout, remaining - 0.5))
-        got = self.core.lease_trial(request.worker_id, request.study_id, timeout)
-        self._ok("LeaseTrial")
+        if not timeout >= 0:  # also NaN
+            raise InvalidArgument("timeout_seconds: must be a number >= 0")
+        got = await self.broker.lease(request.worker_id, request.study_id, timeout, request.request_id)
         if got is None:
             return pb.LeaseTrialResponse()
         trial, lease = got
-        return pb.LeaseTrialResponse(trial=trial_pb(trial), lease=pb.Lease(id=lease.id, deadline=_ts(lease.deadline)))
+        return pb.LeaseTrialResponse(trial=trial_pb(trial), lease=pb.Lease(id=lease.id, deadline=timestamp(lease.deadline)))
 
     @_translated
-    def ReportProgress(self, request, context):
-        decision, reason, deadline = self.core.report_progress(
-            request.trial_id, request.lease_id, request.step, request.epoch, dict(request.metrics))
-        self._ok("ReportProgress")
-        return pb.ReportProgressResponse(decision=_DECISIONS[decision], reason=reason, lease_deadline=_ts(deadline))
+    async def ReportProgress(self, request, context):
+        def answer() -> pb.ReportProgressResponse:
+            decision, reason, deadline = self.core.report_progress(
+                request.trial_id, request.lease_id, request.step, request.epoch, dict(request.metrics))
+            return pb.ReportProgressResponse(decision=_DECISIONS[decision], reason=reason,
+                                             lease_deadline=timestamp(deadline))
+        return await self.admission.call(answer)
 
     @_translated
-    def CompleteTrial(self, request, context):
+    async def CompleteTrial(self, request, context):
         if request.outcome not in _OUTCOMES:
             raise InvalidArgument("outcome: must be OUTCOME_SUCCEEDED, OUTCOME_FAILED, OUTCOME_INFEASIBLE or "
                                   "OUTCOME_RELEASED")
-        trial = self.core.complete_trial(request.trial_id, request.lease_id, _OUTCOMES[request.outcome],
-                                         dict(request.metrics), dict(request.artifacts), request.error)
-        self._ok("CompleteTrial")
-        return pb.CompleteTrialResponse(trial=trial_pb(trial))
+        return await self.admission.call(lambda: pb.CompleteTrialResponse(trial=trial_pb(self.core.complete_trial(
+            request.trial_id, request.lease_id, _OUTCOMES[request.outcome], dict(request.metrics),
+            dict(request.artifacts), request.error))))
 
     @_translated
-    def GetTrial(self, request, context):
-        trial = self.core.get_trial(request.trial_id)
-        self._ok("GetTrial")
-        return pb.GetTrialResponse(trial=trial_pb(trial))
+    async def GetTrial(self, request, context):
+        return await self.admission.call(
+            lambda: pb.GetTrialResponse(trial=trial_pb(self.core.get_trial(request.trial_id))))
 
     @_translated
-    def ListTrials(self, request, context):
-        trials = self.core.list_trials(request.study_id, request.phase if request.has_phase else None,
-                                      with_measurements=request.with_measurements)
-        self._ok("ListTrials")
-        return pb.ListTrialsResponse(trials=[trial_pb(t) for t in trials])
+    async def ListTrials(self, request, context):
+        def answer() -> pb.ListTrialsResponse:
+            trials = self.core.list_trials(request.study_id, request.phase if request.has_phase else None,
+                                           request.with_measurements)
+            return pb.ListTrialsResponse(trials=[trial_pb(t) for t in trials])
+        return await self.admission.call(answer)
 
     @_translated
-    def GetBestTrial(self, request, context):
-        best = self.core.best_trial(request.study_id, request.phase if request.has_phase else None)
-        self._ok("GetBestTrial")
-        return pb.GetBestTrialResponse(trial=trial_pb(best) if best else None)
+    async def GetBestTrial(self, request, context):
+        def answer() -> pb.GetBestTrialResponse:
+            best = self.core.best_trial(request.study_id, request.phase if request.has_phase else None)
+            return pb.GetBestTrialResponse(trial=trial_pb(best) if best else None)
+        return await self.admission.call(answer)
 
     @_translated_stream
-    def WatchStudy(self, request, context):
-        with self.core.subscribe(request.study_id) as events:
-            self._ok("WatchStudy")
-            yield self._event("snapshot", request.study_id, "")
-            while context.is_active():
-                try:
-                    ev = events.get(timeout=0.5)
-                except queue.Empty:
-                    # Every event is sent before the end of the study is.
-                    if self.core.get_study(request.study_id).state != ACTIVE:
-                        yield self._event("study_finished", request.study_id, "")
-                        return
-                    continue
-                if ev.kind != "study_finished":
-                    yield self._event(ev.kind, ev.study_id, ev.trial_id)
-
-    def _event(self, kind: str, study_id: str, trial_id: str) -> pb.WatchStudyResponse:
-        study = self.core.get_study(study_id)
-        best = self.core.best_trial(study_id, with_measurements=False)
-        out = pb.WatchStudyResponse(event=kind, study=study_pb(study), time=_ts(self.core.clock()))
-        if trial_id:
-            t = trial_pb(self.core.get_trial(trial_id))
-            last = list(t.measurements[-1:])
-            del t.measurements[:]
-            t.measurements.extend(last)  # only the newest epoch: watchers want progress, not history
-            out.trial.CopyFrom(t)
-        if best is not None:
-            out.best_trial.CopyFrom(trial_pb(best))
-        return out
+    async def WatchStudy(self, request, context):
+        with self.admission.stream_slot():
+            first = True
+            async for message in self.watcher.stream(request.study_id):
+                if first:
+                    self._count("WatchStudy", "OK")
+                    first = False
+                yield message

@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
+from saga.ports import GRPC_SERVER_OPTIONS, bind_failed, check_free
 from serving.batching import BatchingQueue
 from serving.grpc_api import ModelStatusServicer, PredictionServicer
 from serving.input_limits import DEFAULT_MAX_IMAGE_PIXELS
@@ -121,9 +122,14 @@ def make_server(config: ServerConfig) -> ServingServer:
     # The transport accepts a little more than the limit, so that an oversized request gets the
     # predictor's INVALID_ARGUMENT with a message rather than a bare RESOURCE_EXHAUSTED.
     limit = config.max_payload_bytes + 64 * 1024
+    # A taken port is a PortInUse naming it, before anything is started (saga.ports).
+    for what, port in (("serving gRPC", config.grpc_port), ("serving REST", config.rest_port),
+                       ("serving metrics", config.metrics_port)):
+        if port is not None:
+            check_free(what, config.host, port)
     grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.grpc_workers,
                                                          thread_name_prefix="saga-grpc"),
-                              options=[("grpc.max_receive_message_length", limit),
+                              options=[*GRPC_SERVER_OPTIONS, ("grpc.max_receive_message_length", limit),
                                        ("grpc.max_send_message_length", 64 * 1024 * 1024)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(predictor, metrics), grpc_server)
@@ -131,9 +137,10 @@ def make_server(config: ServerConfig) -> ServingServer:
                                                               grpc_server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
-    grpc_port = grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
-    if grpc_port == 0:
-        raise ValueError(f"cannot listen for gRPC on {config.host}:{config.grpc_port}")
+    try:
+        grpc_port = grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
+    except RuntimeError as e:
+        raise bind_failed("serving gRPC", config.host, config.grpc_port, e) from None
     rest = (RestServer((config.host, config.rest_port), predictor, metrics)
             if config.rest_port is not None else None)
     return ServingServer(config, registry, predictor, grpc_server, grpc_port, rest, health_servicer)

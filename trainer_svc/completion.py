@@ -3,14 +3,15 @@
 A completion the optimizer refuses as invalid (a SUCCEEDED trial without the objective metric, a
 value it cannot store) is sent again as FAILED with the refusal as its reason, so the user sees why
 in ``saga study status`` and the worker goes on to the next trial. A completion under a lost lease
-is dropped: the optimizer already re-queued or finished the trial.
+is dropped: the optimizer already re-queued or finished the trial. An optimizer outage is waited
+out (until SIGTERM aborts the client's retries).
 """
 from __future__ import annotations
 
 import logging
 
 from optimizer_svc.client import OptimizerClient
-from optimizer_svc.errors import FailedPrecondition, InvalidArgument, NotFound
+from optimizer_svc.errors import FailedPrecondition, InvalidArgument, NotFound, OptimizerError
 from trial_contract import one_line
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ def complete(client: OptimizerClient, trial_id: str, lease_id: str, outcome: str
     """Sends the completion; returns the outcome the optimizer recorded, or ``"lost"``."""
     try:
         client.complete_trial(trial_id, lease_id, outcome, metrics=metrics, artifacts=artifacts,
-                              error=one_line(error))
+                              error=one_line(error), retry_for=None)
         return outcome
     except (FailedPrecondition, NotFound) as e:
         log.warning("trial %s: completion refused (%s); the optimizer re-ran or dropped it", trial_id, e)
@@ -32,3 +33,6 @@ def complete(client: OptimizerClient, trial_id: str, lease_id: str, outcome: str
         reason = one_line(f"the optimizer refused the {outcome} completion: {e}")
         log.error("trial %s: %s", trial_id, reason)
         return complete(client, trial_id, lease_id, "FAILED", {}, {}, reason)
+    except OptimizerError as e:  # not delivered before SIGTERM: the trial runs again elsewhere
+        log.error("trial %s: completion %s not delivered: %s", trial_id, outcome, e)
+        return "lost"

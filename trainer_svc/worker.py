@@ -3,6 +3,11 @@
 Stateless: everything a trial needs comes with its lease (the task) or from the object store, so
 any number of workers on any number of machines can serve one optimizer. The training code knows
 nothing of leases; :class:`LeaseReporter` turns its per-epoch reports into ReportProgress calls.
+
+Outages of the optimizer cost time, never the worker: an idle worker waits for it forever (the
+client backs off and logs once a minute); a busy one keeps training, waits at the next epoch's
+report or at the completion until the optimizer answers, and goes on if its lease still holds (or
+was recovered: optimizer_svc/lease_recovery.py). Only SIGTERM or a refused lease ends a trial early.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from datastore import open_store
 from optimizer_svc.client import OptimizerClient
-from optimizer_svc.errors import FailedPrecondition, NotFound
+from optimizer_svc.errors import FailedPrecondition, InvalidArgument, NotFound, OptimizerError, Unavailable
 
 from .completion import complete
 from .errors import InfeasibleTrial, InvalidTask
@@ -27,6 +32,8 @@ from .runner import run_task
 from .task import parse_task
 
 log = logging.getLogger(__name__)
+# After an answer the worker cannot use (an optimizer bug, INTERNAL), wait this long before asking again.
+ERROR_BACKOFF_S = 10.0
 
 
 class ShutdownRequested(Exception):
@@ -64,19 +71,27 @@ class LeaseReporter:
     def _beat(self) -> None:
         while not self._done.wait(self.heartbeat_every_s):
             try:
-                self.client.heartbeat(self.trial_id, self.lease_id)
+                # Retried until the next beat is due; an outage only delays the beats.
+                self.client.heartbeat(self.trial_id, self.lease_id, retry_for=self.heartbeat_every_s)
             except (FailedPrecondition, NotFound) as e:
                 self.lost = str(e)
                 return
-            except Exception as e:  # the optimizer may be restarting: keep trying until the lease says no
+            except Unavailable:
+                pass  # the optimizer is away (the client logs it); keep training, keep beating
+            except Exception as e:  # keep beating until the optimizer says no
                 log.warning("%s: heartbeat failed: %s", self.trial_id, e)
 
     def report(self, step: str, epoch: int, metrics: dict[str, float]) -> Decision:
         self.heartbeat()
         try:
-            decision, reason = self.client.report_progress(self.trial_id, self.lease_id, step, epoch, metrics)
+            # Waits out an optimizer outage: its decision is needed before the next epoch.
+            decision, reason = self.client.report_progress(self.trial_id, self.lease_id, step, epoch, metrics,
+                                                           retry_for=None)
         except (FailedPrecondition, NotFound) as e:
             raise LeaseLost(str(e)) from None
+        except Unavailable:
+            self.heartbeat()  # only SIGTERM (abort) ends the retries: hand the trial back
+            raise
         if reason:
             log.info("%s: optimizer says %s (%s)", self.trial_id, decision, reason)
         return Decision(decision)
@@ -115,13 +130,13 @@ class Worker:
         """Runs trials until stopped (or ``max_trials``); returns how many it ran."""
         done = 0
         while not self.stop.is_set() and (max_trials is None or done < max_trials):
-            got = self.client.lease_trial(self.worker_id, study_id=self.study_id, wait=self.lease_wait)
+            got = self._lease()
             if got is None:
-                if exit_when_idle:
+                if exit_when_idle and not self.stop.is_set():
                     break
                 continue
             if self.stop.is_set():  # the lease came back after SIGTERM: hand it straight back
-                self.client.complete_trial(got[0].id, got[1].id, "RELEASED", error="worker shutting down (SIGTERM)")
+                complete(self.client, got[0].id, got[1].id, "RELEASED", {}, {}, "worker shutting down (SIGTERM)")
                 break
             self.run_one(*got)
             done += 1
@@ -145,6 +160,21 @@ class Worker:
         log.info("trial %s: %s in %.1fs%s", trial.id, outcome, time.monotonic() - started,
                  f" ({error.splitlines()[0]})" if error else "")
         return outcome
+
+    def _lease(self):
+        """The next trial, or None (none came within --lease-wait). Waits out optimizer outages;
+        raises only for a configuration the optimizer refuses (an unknown --study)."""
+        try:
+            return self.client.lease_trial(self.worker_id, study_id=self.study_id, wait=self.lease_wait,
+                                           retry_for=None)
+        except (InvalidArgument, NotFound):
+            raise
+        except Unavailable:
+            return None  # aborted by SIGTERM
+        except OptimizerError as e:  # not the worker's to fix; the optimizer may recover
+            log.error("lease: %s; asking again in %.0fs", e, ERROR_BACKOFF_S)
+            self.stop.wait(ERROR_BACKOFF_S)
+            return None
 
     def _execute(self, trial, lease) -> tuple[str, dict[str, float], dict[str, str], str]:
         try:

@@ -32,17 +32,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"saga demo: {e}", file=sys.stderr)
         return 2
-    from saga.local.processes import StopRequested, raise_on_stop_signals
+    from saga.local.processes import StopRequested, raise_on_stop_signals, say
 
     # SIGTERM unwinds like Ctrl-C, so the supervisor stops every service it started.
     raise_on_stop_signals()
     try:
-        run_demo(config, Path(args.dir), keep=args.keep, say=lambda s: print(s, flush=True),
+        run_demo(config, Path(args.dir), keep=args.keep, say=say,
                  wait=lambda: threading.Event().wait())
     except DemoFailed as e:
-        print(f"\nsaga demo FAILED at {e}", file=sys.stderr, flush=True)
+        say(f"\nsaga demo FAILED at {e}", sys.stderr)
         return 1
     except StopRequested as e:
-        print(f"\nsaga demo: stopped ({e}); services stopped", file=sys.stderr, flush=True)
+        say(f"\nsaga demo: stopped ({e}); services stopped", sys.stderr)
         return 0 if args.keep else 130
     return 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -20,8 +21,15 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from optimizer_svc.schema import SchemaError
     from optimizer_svc.server import serve
-    serve(host=args.host, port=args.port, db=args.db,
-          metrics_port=None if args.metrics_port < 0 else args.metrics_port,
-          check_datasets=not args.no_dataset_check)
+    try:
+        serve(host=args.host, port=args.port, db=args.db,
+              metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+              check_datasets=not args.no_dataset_check)
+    except (OSError, SchemaError, sqlite3.Error) as e:  # a taken port, an unusable database: one line
+        print(f"saga optimizer: {e}", file=sys.stderr, flush=True)
+        return 1
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 
 from serving.input_limits import DEFAULT_MAX_IMAGE_PIXELS
@@ -49,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}")
         return 2
+    except OSError as exc:  # a taken port (saga.ports.PortInUse): one line naming it
+        print(f"saga serve: {exc}", file=sys.stderr, flush=True)
+        return 1
     server.start()
     served = ", ".join(args.model_name) + (" and every model in the base" if args.all_models else "")
     print(f"serving {served.removeprefix(' and ')} from {args.model_base}: gRPC :{server.grpc_port}  "

@@ -33,9 +33,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prometheus_client import start_http_server
-
     from optimizer_svc.client import OptimizerClient
+    from optimizer_svc.errors import InvalidArgument, NotFound
+    from saga.ports import PortInUse, start_metrics_server
     from trainer_svc.worker import Worker, WorkerMetrics
 
     stop = threading.Event()
@@ -48,13 +48,21 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     metrics = WorkerMetrics()
     if args.metrics_port >= 0:
-        server, _ = start_http_server(args.metrics_port, registry=metrics.registry)
-        print(f"trainer {args.worker_id}: metrics on :{server.server_port}/metrics", flush=True)
+        try:
+            port = start_metrics_server(f"trainer {args.worker_id}", args.metrics_port, metrics.registry)
+        except PortInUse as e:
+            print(f"saga trainer: {e}", file=sys.stderr, flush=True)
+            return 1
+        print(f"trainer {args.worker_id}: metrics on :{port}/metrics", flush=True)
     with OptimizerClient(args.optimizer, abort=stop) as client:
         worker = Worker(client, args.store, worker_id=args.worker_id, cache_dir=Path(args.cache_dir),
                         work_dir=Path(args.work_dir), study_id=args.study, lease_wait=args.lease_wait,
                         metrics=metrics, stop=stop)
         print(f"trainer {args.worker_id} working for {args.optimizer}", flush=True)
-        n = worker.run(max_trials=args.max_trials, exit_when_idle=args.exit_when_idle)
+        try:
+            n = worker.run(max_trials=args.max_trials, exit_when_idle=args.exit_when_idle)
+        except (InvalidArgument, NotFound) as e:  # e.g. --study names no study: nothing to wait for
+            print(f"saga trainer: the optimizer refuses this worker's requests: {e}", file=sys.stderr, flush=True)
+            return 2
     print(f"trainer {args.worker_id}: ran {n} trial(s)", flush=True)
     return 0

@@ -30,7 +30,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from saga.local.processes import ProcessError, StopRequested, Supervisor, raise_on_stop_signals
+    from saga.local.processes import (ProcessError, StopRequested, Supervisor, ignore_stop_signals,
+                                      raise_on_stop_signals, say)
     from saga.local.stack import StackConfig, start_stack
 
     root = Path(args.dir).resolve()
@@ -41,33 +42,32 @@ def run(args: argparse.Namespace) -> int:
                              trainer_metrics_ports=m, grpc_port=args.grpc_port, rest_port=args.rest_port,
                              serving_metrics_port=m, model_name=args.model_name, serving=not args.no_serving)
     except ValueError as e:
-        print(f"saga up: {e}", file=sys.stderr)
+        say(f"saga up: {e}", sys.stderr)
         return 2
     raise_on_stop_signals()
     supervisor = Supervisor(root / "logs")
     started = time.monotonic()
     try:
         try:
-            ends = start_stack(config, supervisor, progress=lambda s: print(f"  {s}", flush=True))
-            print(f"saga up: all services ready in {time.monotonic() - started:.0f}s "
-                  f"(logs in {supervisor.log_dir})", flush=True)
+            ends = start_stack(config, supervisor, progress=lambda s: say(f"  {s}"))
+            say(f"saga up: all services ready in {time.monotonic() - started:.0f}s (logs in {supervisor.log_dir})")
             for line in ends.lines(config):
-                print(f"  {line}", flush=True)
-            print(f"  try: saga study create SPEC --optimizer {ends.optimizer} --watch", flush=True)
-            print("Ctrl-C or SIGTERM stops everything.", flush=True)
+                say(f"  {line}")
+            say(f"  try: saga study create SPEC --optimizer {ends.optimizer} --watch")
+            say("Ctrl-C or SIGTERM stops everything.")
             supervisor.watch(threading.Event())  # returns only by an exception
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, signal.SIG_IGN)
-            print("saga up: stopping all services", flush=True)
+            # The reader of our output may be gone (a pipe closed by the same Ctrl-C): say() never
+            # raises, so nothing keeps the children from being stopped.
+            ignore_stop_signals()
+            say("saga up: stopping all services")
             killed = supervisor.stop_all()
             if killed:
-                print(f"saga up: killed {', '.join(killed)} (did not stop within "
-                      f"{supervisor.stop_timeout_s:.0f}s)", flush=True)
+                say(f"saga up: killed {', '.join(killed)} (did not stop within {supervisor.stop_timeout_s:.0f}s)")
     except StopRequested as e:
-        print(f"saga up: stopped ({e})", flush=True)
+        say(f"saga up: stopped ({e})")
         return 130 if e.signum == signal.SIGINT else 0
-    except ProcessError as e:
-        print(f"saga up: {e}", file=sys.stderr, flush=True)
+    except (ProcessError, OSError) as e:  # a child that died, a taken port (one line)
+        say(f"saga up: {e}", sys.stderr)
         return 1
     return 0

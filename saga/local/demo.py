@@ -134,7 +134,7 @@ class Demo:
                 (self.root / "study.json").write_text(json.dumps(spec, indent=2))
                 study = client.create_study(spec)
                 self.say(f"      study {study.id}: phases {', '.join(p.name for p in study.phases)}")
-                follow_study(client, study.id, supervisor, c.study_timeout_s, self.say)
+                follow_study(client, study.id, supervisor, c.stall_timeout_s, self.say)
                 best = client.best_trial(study.id)
                 if best is None:
                     raise RuntimeError(f"study {study.id} completed without a best trial")
@@ -193,7 +193,7 @@ def _params(trial) -> dict[str, Any]:
 
 
 def _wait_available(rest: str, name: str, version: int, say: Callable[[str], None],
-                    timeout_s: float = 180.0) -> None:
+                    timeout_s: float = 600.0) -> None:
     """Polls serving's REST status until ``version`` is AVAILABLE (it polls the model base)."""
     import requests
 

@@ -2,21 +2,44 @@
 
 Every child runs in its own session (process group), so stopping it reaches anything it spawned
 too; SIGTERM first (the services hand back leases and close cleanly), SIGKILL for stragglers.
-Each child's stdout and stderr go to one log file, which is also where readiness is read from.
+Each child's stdout and stderr go to one log file, started afresh for each run, which is also where
+readiness is read from (so a previous run's lines can never be taken for this one's). On Linux a
+child also gets SIGTERM when the supervisor dies without stopping it (SIGKILL, a crash), so no
+service outlives the command that started it.
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, TextIO
+
+import psutil
+
+
+def _die_with_parent() -> object | None:
+    """A ``preexec_fn`` asking the kernel to SIGTERM the child when its parent dies (Linux
+    ``PR_SET_PDEATHSIG``), resolved before the fork so the child only makes one C call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return functools.partial(prctl, 1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+
+
+_PREEXEC = _die_with_parent()
 
 
 class ProcessError(RuntimeError):
@@ -28,6 +51,31 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def say(text: str, stream: TextIO | None = None) -> None:
+    """Prints a line for the user; a reader that went away (``saga up | tee`` after Ctrl-C) is no
+    error: what follows (stopping every child) must still happen."""
+    try:
+        print(text, file=stream or sys.stdout, flush=True)
+    except (OSError, ValueError):  # BrokenPipeError, a closed stream
+        pass
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports on which ``pid`` or one of its descendants listens."""
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.Error:
+        return set()
+    ports = set()
+    for proc in procs:
+        try:
+            ports |= {c.laddr.port for c in proc.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:
+            continue
+    return ports
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -89,11 +137,11 @@ class Supervisor:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
         env = {**self.env, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
-        with open(log, "ab") as out:
+        with open(log, "wb") as out:  # a fresh log per run
             # start_new_session: the child leads its own process group, so killpg reaches its
             # children too, and a Ctrl-C on the terminal reaches only us (we stop it in order).
             proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=env, start_new_session=True)
+                                    env=env, start_new_session=True, preexec_fn=_PREEXEC)
         child = Child(name, list(argv), log, proc, tier)
         self.children.append(child)
         if ready is not None:
@@ -117,6 +165,15 @@ class Supervisor:
                                    f"(waiting for /{pattern.pattern}/); last lines of {child.log}:\n"
                                    f"{_indent(tail(child.log).rstrip())}")
             time.sleep(0.2)
+
+    def check_listening(self, child: Child, *ports: int) -> None:
+        """ProcessError unless ``child`` itself listens on every one of ``ports`` (the port a
+        service reports is answered by that service, not by another process)."""
+        own = listening_ports(child.pid)
+        for port in ports:
+            if port not in own:
+                raise ProcessError(f"{child.name} (pid {child.pid}) reported port {port} but does not listen "
+                                   f"on it{_holder(port)}; last lines of {child.log}:\n{_indent(tail(child.log).rstrip())}")
 
     def dead(self) -> list[Child]:
         """Children that have exited."""
@@ -162,6 +219,17 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
+def _holder(port: int) -> str:
+    """", held by pid N (command)" for a listening port, as far as this user may see."""
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+                return f"; pid {conn.pid} ({' '.join(psutil.Process(conn.pid).cmdline()[:4])}) listens there"
+    except psutil.Error:
+        pass
+    return ""
+
+
 def _indent(text: str) -> str:
     return "\n".join(f"  | {line}" for line in text.splitlines())
 
@@ -175,13 +243,20 @@ class StopRequested(BaseException):
         self.signum = signum
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 def raise_on_stop_signals() -> None:
-    """SIGTERM and SIGINT raise StopRequested in the main thread, once: a second signal during
-    the shutdown is ignored so that the shutdown itself is not cut short."""
+    """SIGTERM, SIGINT and SIGHUP (the terminal closed) raise StopRequested in the main thread,
+    once: a further signal during the shutdown is ignored so that the shutdown is not cut short."""
     def handler(signum: int, frame: object) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)
+        ignore_stop_signals()
         raise StopRequested(signum)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, handler)
+
+
+def ignore_stop_signals() -> None:
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Callable
 
 from saga.local.processes import Supervisor, free_port
+from saga.ports import check_free
 
-# A trainer or serving process imports TensorFlow before it reports ready: ~10 s alone, much
-# longer when several start at once on a busy 2-core laptop.
-READY_TIMEOUT_S = 180.0
+# A trainer or serving process imports TensorFlow before it reports ready: ~10 s alone, minutes
+# when several start at once on a busy 2-core laptop; only a process stuck for good takes longer.
+READY_TIMEOUT_S = 600.0
 # An idle trainer notices SIGTERM only between LeaseTrial long-polls: keep them short locally.
 _LEASE_WAIT_S = 3.0
 _OPTIMIZER_READY = r"optimizer listening on (\S+):(\d+)"
@@ -91,6 +92,11 @@ def start_stack(config: StackConfig, supervisor: Supervisor,
     ProcessError (naming the service, with its last log lines) if one fails to start; what was
     started stays with the supervisor, which stops it."""
     ends = Endpoints()
+    # A taken port fails here, in one line naming it, before anything is started (saga.ports).
+    check_free("optimizer", config.host, config.optimizer_port)
+    if config.serving:
+        check_free("serving gRPC", config.host, config.grpc_port)
+        check_free("serving REST", config.host, config.rest_port)
     config.dir.mkdir(parents=True, exist_ok=True)
     metrics = _port(config.optimizer_metrics_port) if config.optimizer_metrics_port >= 0 else -1
     progress("starting the optimizer")
@@ -99,6 +105,7 @@ def start_stack(config: StackConfig, supervisor: Supervisor,
         "--db", str(config.dir / "optimizer.db"), "--metrics-port", str(metrics)),
         ready=_OPTIMIZER_READY, ready_timeout_s=READY_TIMEOUT_S)
     assert opt.ready is not None
+    supervisor.check_listening(opt, int(opt.ready.group(2)))  # ours answers there, not another process
     # Clients reach a wildcard listener over loopback.
     host = "127.0.0.1" if opt.ready.group(1) in ("0.0.0.0", "::", "[::]") else opt.ready.group(1)
     ends.optimizer, ends.optimizer_metrics = f"{host}:{opt.ready.group(2)}", metrics if metrics >= 0 else None
@@ -128,6 +135,7 @@ def start_stack(config: StackConfig, supervisor: Supervisor,
         progress(f"{child.name} ready")
     if serving is not None:
         m = supervisor.wait_ready(serving, _SERVING_READY, READY_TIMEOUT_S)
+        supervisor.check_listening(serving, *(int(p) for p in (m.group(1), m.group(2)) if p.isdigit()))
         shost = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
         ends.serving_grpc, ends.serving_rest = f"{shost}:{m.group(1)}", f"{shost}:{m.group(2)}"
         ends.serving_metrics = f"http://{shost}:{m.group(3)}/metrics" if m.group(3).isdigit() else "-"

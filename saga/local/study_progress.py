@@ -27,10 +27,12 @@ def _state(value: int, enum: type) -> str:
     return enum.Name(value).split("_", 1)[1].lower()
 
 
-def follow_study(client: OptimizerClient, study_id: str, supervisor: Supervisor, timeout_s: float,
+def follow_study(client: OptimizerClient, study_id: str, supervisor: Supervisor, stall_timeout_s: float,
                  say: Callable[[str], None]) -> pb.Study:
     """Prints one line per meaningful event until the study ends; returns the final study.
-    ProcessError if a supervised process dies, StudyError if the study fails or times out."""
+    ProcessError if a supervised process dies, StudyError if the study fails or makes no progress
+    (no event: no lease, epoch, completion) for ``stall_timeout_s``. A slow machine is no failure:
+    there is no limit on the study's total time."""
     events: queue.Queue = queue.Queue()
 
     def pump() -> None:
@@ -42,16 +44,18 @@ def follow_study(client: OptimizerClient, study_id: str, supervisor: Supervisor,
             events.put(e)
 
     threading.Thread(target=pump, name="watch", daemon=True).start()
-    deadline = time.monotonic() + timeout_s
+    last_progress = time.monotonic()
     study = client.get_study(study_id)
     while True:
-        if time.monotonic() > deadline:
-            raise StudyError(f"study {study_id} did not finish within {timeout_s:.0f}s")
+        if time.monotonic() - last_progress > stall_timeout_s:
+            raise StudyError(f"study {study_id} made no progress for {stall_timeout_s:.0f}s (no trial was leased, "
+                             f"reported an epoch or finished); see the trainers' logs")
         supervisor.check()
         try:
             ev = events.get(timeout=0.5)
         except queue.Empty:
             continue
+        last_progress = time.monotonic()
         if ev is _DONE:
             break
         if isinstance(ev, Exception):

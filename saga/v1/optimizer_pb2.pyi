@@ -266,14 +266,16 @@ class StopStudyResponse(_message.Message):
     def __init__(self, study: _Optional[_Union[Study, _Mapping]] = ...) -> None: ...
 
 class LeaseTrialRequest(_message.Message):
-    __slots__ = ("worker_id", "study_id", "timeout_seconds")
+    __slots__ = ("worker_id", "study_id", "timeout_seconds", "request_id")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     STUDY_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     study_id: str
     timeout_seconds: float
-    def __init__(self, worker_id: _Optional[str] = ..., study_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+    request_id: str
+    def __init__(self, worker_id: _Optional[str] = ..., study_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class LeaseTrialResponse(_message.Message):
     __slots__ = ("trial", "lease")

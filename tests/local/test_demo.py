@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -20,8 +21,23 @@ from saga.local.demo import STEPS
 from saga.local.demo_config import DemoConfig
 from saga.local.processes import ProcessError, Supervisor
 from saga.local.study_progress import StudyError, follow_study
+from saga.v1 import optimizer_pb2 as pb
+from tests.optimizer.cheap import CheapWorker
 
 from .helpers import read_until, saga_process
+
+
+class SlowWorker(CheapWorker):
+    """Reports an epoch every 3 s: always progressing, never fast."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, epochs=2, **kw)
+        real = self.client.report_progress
+
+        def slow_report(*a, **k):
+            time.sleep(3)
+            return real(*a, **k)
+        self.client.report_progress = slow_report
 
 
 def _processes_mentioning(text: str) -> list[str]:
@@ -127,11 +143,26 @@ def test_a_worker_dying_mid_study_fails_the_wait_with_its_log(optimizer, tmp_pat
         sup.start("trainer-1", [sys.executable, "-c", "print('out of memory in trainer', flush=True)\n"
                                                       "import time; time.sleep(1); raise SystemExit(137)"])
         with pytest.raises(ProcessError, match=r"(?s)trainer-1 .*exited with code 137.*out of memory"):
-            follow_study(client, study_id, sup, timeout_s=60, say=lambda _: None)
+            follow_study(client, study_id, sup, stall_timeout_s=60, say=lambda _: None)
 
 
-def test_a_study_that_never_ends_times_out(optimizer, tmp_path: Path) -> None:
+def test_a_study_without_progress_fails_the_wait(optimizer, tmp_path: Path) -> None:
     client, study_id = optimizer
     lines: list[str] = []
-    with Supervisor(tmp_path / "logs") as sup, pytest.raises(StudyError, match="did not finish within 1s"):
-        follow_study(client, study_id, sup, timeout_s=1, say=lines.append)
+    with Supervisor(tmp_path / "logs") as sup, pytest.raises(StudyError, match="made no progress for 1s"):
+        follow_study(client, study_id, sup, stall_timeout_s=1, say=lines.append)
+
+
+def test_a_slow_study_that_progresses_is_followed_to_its_end(optimizer, tmp_path: Path) -> None:
+    """Each trial takes longer than the stall limit allows for no progress at all, and the whole
+    study far longer: it must still be followed to the end (no wall-clock limit)."""
+    import optimizer_svc.gpyopt_backend  # noqa: F401 - the first proposal's import (seconds) is no progress
+    client, study_id = optimizer
+    worker = SlowWorker(client.target, study_id, "slow")
+    worker.start()
+    started = time.monotonic()
+    with Supervisor(tmp_path / "logs") as sup:
+        study = follow_study(client, study_id, sup, stall_timeout_s=8, say=lambda _: None)
+    assert time.monotonic() - started > 8
+    worker.join(timeout=30)
+    assert study.state == pb.STUDY_COMPLETED

@@ -2,6 +2,9 @@
 leaves nothing behind (grandchildren included, SIGTERM-ignoring children killed)."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,3 +71,26 @@ def test_check_reports_a_child_that_died(tmp_path: Path) -> None:
         with pytest.raises(ProcessError, match=r"(?s)flaky .*exited with code 1.*lost my database") as err:
             sup.check()
         assert "steady" not in str(err.value)
+
+
+def test_children_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """A supervisor killed with SIGKILL cannot stop anything; the kernel then sends its children SIGTERM."""
+    script = ("import sys, time\nfrom pathlib import Path\nfrom saga.local.processes import Supervisor\n"
+              f"sup = Supervisor(Path({str(tmp_path)!r}))\n"
+              "child = sup.start('svc', [sys.executable, '-c', 'import time; print(\"up\", flush=True); time.sleep(300)'],"
+              " ready='up')\n"
+              "print(child.pid, flush=True)\ntime.sleep(300)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    child = int(parent.stdout.readline())
+    try:
+        assert alive(child)
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(child), "a child outlived its killed supervisor"
+    finally:
+        if alive(child):
+            os.kill(child, signal.SIGKILL)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .helpers import alive, descendants, in_groups, kill_tree, read_until, saga_process
+from .helpers import ROOT, alive, descendants, in_groups, kill_tree, read_until, saga_process
 
 READY = r"Ctrl-C or SIGTERM stops everything"
 FREE_PORTS = ("--optimizer-port", "0", "--grpc-port", "0", "--rest-port", "0")
@@ -88,3 +91,34 @@ def test_bad_arguments_are_refused_before_anything_starts(tmp_path: Path, args, 
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and message in err
     assert not (tmp_path / "up" / "logs").exists()
+
+
+def test_ctrl_c_with_output_through_a_pipe_stops_every_child_and_logs_start_afresh(tmp_path: Path) -> None:
+    up = tmp_path / "up"
+    (up / "logs").mkdir(parents=True)
+    # A previous run's log: its address must not be taken for this run's.
+    (up / "logs" / "optimizer.log").write_text("optimizer listening on 127.0.0.1:1\n")
+    out = tmp_path / "out.txt"
+    command = (f"{shlex.quote(sys.executable)} -m saga.cli.main up --workers 1 --no-serving --dir {shlex.quote(str(up))} "
+               f"--optimizer-port 0 | tee {shlex.quote(str(out))} > /dev/null")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(["bash", "-c", command], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    children: set[int] = set()
+    try:
+        deadline = time.monotonic() + 240
+        while READY not in (out.read_text() if out.exists() else ""):
+            assert proc.poll() is None and time.monotonic() < deadline, out.read_text() if out.exists() else ""
+            time.sleep(0.5)
+        children = descendants(proc.pid)
+        assert re.search(r"optimizer gRPC\s+127\.0\.0\.1:(\d+)", out.read_text()).group(1) != "1"
+        assert "127.0.0.1:1\n" not in (up / "logs" / "optimizer.log").read_text()
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals saga up and tee together
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while (left := {pid for pid in children if alive(pid)} | in_groups(children)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not left, f"processes left behind: {left}"
+    finally:
+        if proc.poll() is None or children:
+            kill_tree(proc, children)

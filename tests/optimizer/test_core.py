@@ -60,9 +60,10 @@ def test_stale_lease_is_refused_and_a_repeated_completion_is_harmless(core, cloc
     core.create_study(small_spec(lease={"timeout_seconds": 5}))
     trial, lease = core.lease_trial("w1")
     clock.advance(6)
+    assert core.expire_leases() == 1
+    trial, lease2 = core.lease_trial("w2")  # another attempt started: the expired lease is stale for good
     with pytest.raises(FailedPrecondition):
         core.report_progress(trial.id, lease.id, "head", 0, {"val_accuracy": 0.5})
-    trial, lease2 = core.lease_trial("w2")
     with pytest.raises(FailedPrecondition):
         core.complete_trial(trial.id, lease.id, "SUCCEEDED", {"val_accuracy": 0.9}, {})
     done = core.complete_trial(trial.id, lease2.id, "SUCCEEDED", {"val_accuracy": 0.9}, {})
@@ -233,10 +234,11 @@ def test_gp_beats_its_random_start(core):
 def test_a_released_trial_is_requeued_without_using_an_attempt(core):
     core.create_study(small_spec(budget={"max_attempts": 1}, artifacts_uri="/srv/runs"))
     t, lease = core.lease_trial("w")
-    assert json.loads(t.task_json)["artifacts_uri"] == f"/srv/runs/studies/{t.study_id}/trials/{t.id}"
+    assert json.loads(t.task_json)["artifacts_uri"] == f"/srv/runs/studies/{t.study_id}/trials/{t.id}/attempt-1"
     released = core.complete_trial(t.id, lease.id, "RELEASED", {}, {}, "worker shutting down (SIGTERM)")
     assert released.state == "PENDING" and released.attempt == 2
     again, lease2 = core.lease_trial("w2")
     assert again.id == t.id
+    assert json.loads(again.task_json)["artifacts_uri"].endswith(f"/trials/{t.id}/attempt-2")
     # the one allowed attempt is still there: a failure now is final, not the release before it
     assert core.complete_trial(t.id, lease2.id, "FAILED", {}, {}, "boom").state == "FAILED"

@@ -1,0 +1,262 @@
+"""Many simulated workers against one real optimizer process: latency per RPC, errors by code,
+optimizer memory and CPU.
+
+Each simulated worker does what a trainer does, over real gRPC: LeaseTrial (long-poll, with a
+request id), ReportProgress every ``--report-every`` seconds (jittered +-30%) for
+``--reports-per-trial`` reports (each with metrics, so each is stored), CompleteTrial, and again.
+Workers run as asyncio tasks in ``--procs`` client processes, spread over several connections.
+The optimizer is ``saga optimizer`` as its own process; its memory (RSS) and CPU are sampled every
+second. Latencies are measured by the workers (client side, so they include the client's own
+queueing on a loaded machine).
+
+    .venv/bin/python bench/optimizer_load.py                       # 500 workers, 5 studies, 2 min
+    .venv/bin/python bench/optimizer_load.py --studies 50 --gp-studies 0
+    .venv/bin/python bench/optimizer_load.py --json results.json   # also the raw figures
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import grpc
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from saga.v1 import optimizer_pb2 as pb  # noqa: E402
+from saga.v1 import optimizer_pb2_grpc as pb_grpc  # noqa: E402
+
+RPCS = ("LeaseTrial", "ReportProgress", "CompleteTrial")
+
+
+def study_spec(i: int, gp: bool, parallel: int, lease_s: float) -> dict:
+    return {"name": f"load-{i}", "dataset": {"uri": "/bench"}, "strategy": "joint" if gp else "random",
+            "search_space": {"backbone": {"type": "categorical", "values": ["ResNet50", "DenseNet121", "VGG16"]},
+                             "optimizer": {"type": "categorical", "values": ["Adam", "SGD", "RMSprop"]},
+                             "learning_rate": {"type": "float", "low": 1e-4, "high": 0.1, "scale": "log"}},
+            "budget": {"trials_per_phase": 100_000, "initial_points": 5, "parallel_trials": parallel,
+                       "max_attempts": 3},
+            "stopping": {"nonconvergence": {"enabled": False}, "early_stopping": {"enabled": False}},
+            "lease": {"timeout_seconds": lease_s}, "seed": i}
+
+
+async def worker(name: str, stub, args, stop_at: float, lat: dict, codes: Counter, done: Counter) -> None:
+    rng = random.Random(name)
+    while time.monotonic() < stop_at:
+        t0 = time.monotonic()
+        try:
+            resp = await stub.LeaseTrial(pb.LeaseTrialRequest(worker_id=name, timeout_seconds=10,
+                                                              request_id=uuid.uuid4().hex), timeout=40)
+        except grpc.aio.AioRpcError as e:
+            codes[("LeaseTrial", e.code().name)] += 1
+            await asyncio.sleep(1)
+            continue
+        codes[("LeaseTrial", "OK")] += 1
+        if not resp.HasField("trial"):
+            lat["LeaseTrial (none within 10 s)"].append(time.monotonic() - t0)
+            continue
+        lat["LeaseTrial"].append(time.monotonic() - t0)
+        trial, lease = resp.trial, resp.lease
+        steps = [s["name"] for s in json.loads(trial.task_json)["steps"]]
+        lost = False
+        for k in range(args.reports_per_trial):
+            await asyncio.sleep(args.report_every * rng.uniform(0.7, 1.3))
+            req = pb.ReportProgressRequest(trial_id=trial.id, lease_id=lease.id, step=steps[-1], epoch=k,
+                                           metrics={"val_accuracy": rng.random(), "loss": rng.random()})
+            t0 = time.monotonic()
+            try:
+                await stub.ReportProgress(req, timeout=30)
+                codes[("ReportProgress", "OK")] += 1
+                lat["ReportProgress"].append(time.monotonic() - t0)
+            except grpc.aio.AioRpcError as e:
+                codes[("ReportProgress", e.code().name)] += 1
+                if e.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    lost = True
+                    break
+        if lost:
+            continue
+        t0 = time.monotonic()
+        try:
+            await stub.CompleteTrial(pb.CompleteTrialRequest(
+                trial_id=trial.id, lease_id=lease.id, outcome=pb.OUTCOME_SUCCEEDED,
+                metrics={"val_accuracy": rng.random()}, artifacts={"checkpoint": f"s3://bench/{trial.id}"}), timeout=30)
+            codes[("CompleteTrial", "OK")] += 1
+            lat["CompleteTrial"].append(time.monotonic() - t0)
+            done["trials"] += 1
+        except grpc.aio.AioRpcError as e:
+            codes[("CompleteTrial", e.code().name)] += 1
+
+
+async def run_workers(target: str, names: list[str], args, stop_at: float) -> tuple[dict, Counter, Counter]:
+    lat: dict[str, list[float]] = defaultdict(list)
+    codes: Counter = Counter()
+    done: Counter = Counter()
+    channels = [grpc.aio.insecure_channel(target, options=[("saga.bench.connection", i)])
+                for i in range(max(1, len(names) // 50))]
+    stubs = [pb_grpc.OptimizerStub(c) for c in channels]
+    await asyncio.gather(*(worker(n, stubs[i % len(stubs)], args, stop_at, lat, codes, done)
+                           for i, n in enumerate(names)))
+    for c in channels:
+        await c.close()
+    return dict(lat), codes, done
+
+
+def client_process(target: str, names: list[str], args, start: mp.Event, out: mp.Queue) -> None:
+    out.put("ready")
+    start.wait()  # every client process is ready (imports done): the load starts at once
+    lat, codes, done = asyncio.run(run_workers(target, names, args, time.monotonic() + args.duration))
+    out.put((lat, dict(codes), dict(done)))
+
+
+def start_optimizer(db: Path, log: Path) -> tuple[subprocess.Popen, str, str]:
+    """``saga optimizer`` on free ports; returns (process, gRPC target, metrics URL)."""
+    proc = subprocess.Popen([sys.executable, "-m", "saga.cli.main", "--log-level", "WARNING", "optimizer",
+                             "--host", "127.0.0.1", "--port", "0", "--db", str(db), "--metrics-port", "0"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    metrics = ""
+    for line in proc.stdout:
+        if m := re.search(r"metrics on :(\d+)/metrics", line):
+            metrics = f"http://127.0.0.1:{m.group(1)}/metrics"
+        if m := re.search(r"listening on (\S+)", line):
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
+            return proc, m.group(1), metrics
+    raise RuntimeError(f"optimizer did not start: {log.read_text()[-2000:]}")
+
+
+def server_side(metrics_url: str) -> dict[str, dict[str, float]]:
+    """p50/p99 of the optimizer's own answer times (saga_rpc_seconds), as histogram bucket bounds."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(metrics_url, timeout=30).read().decode()
+    buckets: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for family in text_string_to_metric_families(text):
+        if family.name == "saga_rpc_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    buckets[sample.labels["method"]].append((float(sample.labels["le"]), sample.value))
+    out = {}
+    for method, bs in buckets.items():
+        bs.sort()
+        total = bs[-1][1]
+        if total:
+            out[method] = {"count": int(total), **{f"p{int(q * 100)}_le_ms": next(le for le, n in bs if n >= q * total) * 1000
+                                                  for q in (0.5, 0.99)}}
+    return out
+
+
+def quantile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * (len(xs) - 1) + 0.5))] if xs else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=500)
+    ap.add_argument("--studies", type=int, default=5)
+    ap.add_argument("--gp-studies", type=int, default=1, help="how many of the studies propose with GP+EI")
+    ap.add_argument("--duration", type=float, default=120.0, help="seconds of load")
+    ap.add_argument("--report-every", type=float, default=0.5, help="seconds between a worker's reports")
+    ap.add_argument("--reports-per-trial", type=int, default=40)
+    ap.add_argument("--lease", type=float, default=30.0, help="lease timeout of the studies (s)")
+    ap.add_argument("--procs", type=int, default=2, help="client processes")
+    ap.add_argument("--json", help="write the figures to this file too")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="saga-load-"))
+    opt, target, metrics_url = start_optimizer(tmp / "opt.db", tmp / "optimizer.log")
+    proc = psutil.Process(opt.pid)
+    channel = grpc.insecure_channel(target)
+    stub = pb_grpc.OptimizerStub(channel)
+    parallel = max(1, -(-args.workers // args.studies))
+    for i in range(args.studies):
+        spec = study_spec(i, i < args.gp_studies, parallel, args.lease)
+        stub.CreateStudy(pb.CreateStudyRequest(spec_json=json.dumps(spec)), timeout=60)
+    names = [f"w{i:03d}" for i in range(args.workers)]
+    ctx = mp.get_context("spawn")
+    out: mp.Queue = ctx.Queue()
+    start = ctx.Event()
+    clients = [ctx.Process(target=client_process, args=(target, names[p::args.procs], args, start, out))
+               for p in range(args.procs)]
+    for c in clients:
+        c.start()
+    for _ in clients:
+        assert out.get(timeout=300) == "ready"
+    cpu0 = proc.cpu_times()
+    started = time.monotonic()
+    start.set()
+    rss, threads = [], []
+    while any(c.is_alive() for c in clients) and time.monotonic() < started + args.duration + 120:
+        rss.append(proc.memory_info().rss)
+        threads.append(proc.num_threads())
+        time.sleep(1)
+    results = [out.get(timeout=120) for _ in clients]
+    for c in clients:
+        c.join(timeout=30)
+    elapsed = time.monotonic() - started
+    cpu1 = proc.cpu_times()
+    counts = stub.ListStudies(pb.ListStudiesRequest(), timeout=60).studies
+    by_state: Counter = Counter()
+    for s in counts:
+        for k, v in s.trial_counts.items():
+            by_state[k] += v
+    served = server_side(metrics_url)
+    channel.close()
+    opt.terminate()
+    opt.wait(timeout=60)
+
+    lat: dict[str, list[float]] = defaultdict(list)
+    codes: Counter = Counter()
+    trials = 0
+    for part_lat, part_codes, part_done in results:
+        for k, v in part_lat.items():
+            lat[k] += v
+        codes.update(part_codes)
+        trials += part_done.get("trials", 0)
+    summary = {
+        "config": vars(args), "elapsed_s": round(elapsed, 1), "trials_completed": trials,
+        "trials_by_state_at_end": dict(by_state),
+        "rpcs": {k: {"count": len(v), "p50_ms": round(quantile(v, 0.5) * 1000, 1),
+                     "p99_ms": round(quantile(v, 0.99) * 1000, 1), "max_ms": round(max(v) * 1000, 1)}
+                 for k, v in sorted(lat.items())},
+        "server_side": served,
+        "codes": {f"{rpc} {code}": n for (rpc, code), n in sorted(codes.items())},
+        "rate_per_s": {rpc: round(sum(n for (r, c), n in codes.items() if r == rpc) / args.duration, 1) for rpc in RPCS},
+        "optimizer": {"rss_max_mib": round(max(rss) / 2**20, 1), "rss_end_mib": round(rss[-1] / 2**20, 1),
+                      "threads_max": max(threads),
+                      "cpu_s": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 1)},
+        "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
+    }
+    print(json.dumps(summary, indent=2))
+    print(f"\n| rpc | count | p50 | p99 | max |\n|---|---|---|---|---|")
+    for k, v in summary["rpcs"].items():
+        print(f"| {k} | {v['count']} | {v['p50_ms']} ms | {v['p99_ms']} ms | {v['max_ms']} ms |")
+    print("\nanswer times in the optimizer (saga_rpc_seconds; bucket bounds):")
+    for k, v in served.items():
+        print(f"  {k}: {v['count']} calls, p50 <= {v['p50_le_ms']:g} ms, p99 <= {v['p99_le_ms']:g} ms")
+    errors = {k: n for k, n in summary["codes"].items() if not k.endswith(" OK")}
+    print(f"\nerrors by code: {errors or 'none'}; trials completed {trials}; at the end {dict(by_state)}")
+    print(f"optimizer: RSS max {summary['optimizer']['rss_max_mib']} MiB, threads max "
+          f"{summary['optimizer']['threads_max']}, CPU {summary['optimizer']['cpu_s']} s in {elapsed:.0f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
