@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterator
 
 from . import stopping, strategies
 from .db import Database, MeasurementRow, PhaseRow, StudyRow, TrialRow
+from .demand import Demand, demand_by_study
+from .egress import check_offline
 from .errors import FailedPrecondition, InvalidArgument, NotFound
 from .events import Event, EventBus
 from .metrics import Metrics
@@ -36,8 +38,10 @@ MAX_ARTIFACTS = 256
 
 
 class OptimizerCore:
-    def __init__(self, db_path: str, *, clock: Callable[[], float] = time.time, metrics: Metrics | None = None):
+    def __init__(self, db_path: str, *, clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
+                 offline: bool = False):
         self.db = Database(db_path)
+        self.offline = offline  # trainers cannot download (egress.check_offline)
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.events = EventBus()
@@ -47,6 +51,7 @@ class OptimizerCore:
         self._proposers: dict[tuple[str, int], Proposer] = {}
         self._specs: dict[str, StudySpec] = {}
         self.metrics.bind_trial_counts(self.trial_counts)
+        self.metrics.bind_demand(self.demand)
 
     def close(self) -> None:
         with self._lock:
@@ -55,6 +60,8 @@ class OptimizerCore:
     # ------------------------------------------------------------------ studies
     def create_study(self, spec_json: str | dict) -> StudyView:
         spec = parse_spec(spec_json)
+        if self.offline:
+            check_offline(spec)
         now = self.clock()
         study_id = "st-" + uuid.uuid4().hex[:12]
         with self._lock, self.db.transaction():
@@ -353,6 +360,11 @@ class OptimizerCore:
     def trial_counts(self) -> dict[str, int]:
         with self._lock:
             return self.db.count_all_trials()
+
+    def demand(self) -> dict[str, Demand]:
+        """Trials each active study could start now (read-only; see optimizer_svc.demand)."""
+        with self._lock:
+            return demand_by_study(self.db, self._spec)
 
     @contextmanager
     def subscribe(self, study_id: str) -> Iterator[Any]:

@@ -57,9 +57,10 @@ class LeaseReaper(threading.Thread):
                 log.exception("expiring leases failed")
 
 
-def serve(*, host: str, port: int, db: str, metrics_port: int | None, reap_interval: float = 1.0) -> None:
+def serve(*, host: str, port: int, db: str, metrics_port: int | None, reap_interval: float = 1.0,
+          offline: bool = False) -> None:
     """Runs the service until SIGTERM or SIGINT."""
-    core = OptimizerCore(db)
+    core = OptimizerCore(db, offline=offline)
     server, bound = make_server(core, f"{host}:{port}")
     if metrics_port is not None:
         http, _ = start_http_server(metrics_port, registry=core.metrics.registry)

@@ -14,10 +14,14 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="SQLite database path (env SAGA_DB, default .saga/optimizer.db)")
     p.add_argument("--metrics-port", type=int, default=int(os.environ.get("SAGA_METRICS_PORT", "9090")),
                    help="Prometheus metrics port (env SAGA_METRICS_PORT, default 9090; -1 disables)")
+    p.add_argument("--offline", action="store_true",
+                   default=os.environ.get("SAGA_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
+                   help="trainers cannot reach the internet: refuse studies with `weights: imagenet` at creation "
+                        "and say how to use a weights file from the store (env SAGA_OFFLINE=true)")
 
 
 def run(args: argparse.Namespace) -> int:
     from optimizer_svc.server import serve
     serve(host=args.host, port=args.port, db=args.db,
-          metrics_port=None if args.metrics_port < 0 else args.metrics_port)
+          metrics_port=None if args.metrics_port < 0 else args.metrics_port, offline=args.offline)
     return 0

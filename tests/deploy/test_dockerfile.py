@@ -16,7 +16,7 @@ from dockerfile_parse import DockerfileParser
 from .conftest import REPO
 from .kustomize import containers, split_image
 
-TARGETS = {"optimizer": ["saga", "optimizer"], "trainer": ["saga", "trainer"],
+TARGETS = {"optimizer": ["saga", "optimizer"], "trainer": ["saga", "trainer"], "trainer-cpu": ["saga", "trainer"],
            "serving-sync": None, "tools": ["saga"]}
 SECRET_WORD = re.compile(r"KEY|SECRET|PASSWORD|TOKEN|CREDENTIAL", re.IGNORECASE)
 
@@ -112,12 +112,16 @@ def test_build_context_holds_what_copy_needs_and_no_local_secrets() -> None:
         assert not _dockerignore_allows(private), private
 
 
-def test_every_installing_stage_copies_every_package_of_the_project() -> None:
+def test_the_project_wheel_holds_every_package_and_every_image_installs_it() -> None:
     include = re.search(r"^include = \[(.*)\]", (REPO / "pyproject.toml").read_text(), re.M)
     packages = {p.strip().strip('"').rstrip("*") for p in include.group(1).split(",")}
-    for name in ("python-deps", "trainer"):
-        copied = {sources[0] for sources in STAGES[name].copies}
-        assert packages <= copied, f"stage {name} does not copy {sorted(packages - copied)}"
+    copied = {sources[0] for sources in STAGES["saga-wheel"].copies}
+    assert packages <= copied, f"the wheel stage does not copy {sorted(packages - copied)}"
+    text = (REPO / "Dockerfile").read_text()
+    for name in ("python-runtime", "trainer"):  # every image with the project installs that wheel
+        section = text[text.index(f" AS {name}\n"):]
+        section = section[:section.find("\nFROM ")]
+        assert "COPY --from=saga-wheel /dist" in section, name
 
 
 def test_dependencies_are_installed_from_the_lock() -> None:
