@@ -55,7 +55,8 @@ RUN --mount=type=cache,id=saga-wheels,target=/wheels,sharing=locked \
     && /opt/venv/bin/pip check \
     && /opt/venv/bin/pip freeze --all --exclude pip > /tmp/installed.txt \
     && if grep -v -x -F -f requirements.lock /tmp/installed.txt; then \
-         echo "the packages above are not pinned in requirements.lock" >&2; exit 1; fi
+         echo "the packages above are not pinned in requirements.lock" >&2; exit 1; fi \
+    && rm /tmp/runtime.txt /tmp/installed.txt
 
 # ---------------------------------------------------------------------------------------------------
 # saga-wheel: the project itself as a wheel, so that a code change rebuilds one small layer.
@@ -71,9 +72,10 @@ RUN /opt/venv/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /
 
 # ---------------------------------------------------------------------------------------------------
 # python-runtime: the slim base shared by the CPU services; no compilers, no pip cache, no source tree.
-# The dependency layer is shared by optimizer, tools and trainer-cpu: built and stored once.
-FROM python-base AS python-runtime
-COPY --from=python-deps /opt/venv /opt/venv
+# It builds on python-deps rather than copying its virtualenv, so the dependency layer (TensorFlow,
+# most of every image) is written and stored once and shared by optimizer, tools and trainer-cpu.
+FROM python-deps AS python-runtime
+WORKDIR /home/saga
 COPY --from=saga-wheel /dist /tmp/dist
 RUN /opt/venv/bin/pip install --quiet --no-deps --no-cache-dir --disable-pip-version-check /tmp/dist/*.whl \
     && rm -rf /tmp/dist \
@@ -124,8 +126,10 @@ LABEL io.saga.source-digest=$SOURCE_DIGEST
 # Serving never sees a half-copied version (which `mc mirror --watch` would show it).
 FROM python-base AS serving-sync
 COPY requirements.lock /tmp/requirements.lock
+# The sidecar needs no setuptools, which the base's venv module would bring unpinned.
 RUN --mount=type=cache,id=saga-wheels,target=/wheels,sharing=locked \
     python -m venv /opt/venv \
+    && /opt/venv/bin/pip uninstall --quiet --yes setuptools \
     && /opt/venv/bin/pip wheel --quiet --no-cache-dir --disable-pip-version-check --wheel-dir /wheels --find-links /wheels --constraint /tmp/requirements.lock minio prometheus-client \
     && /opt/venv/bin/pip install --quiet --no-cache-dir --disable-pip-version-check --no-index --find-links /wheels --constraint /tmp/requirements.lock minio prometheus-client \
     && /opt/venv/bin/pip freeze --all --exclude pip > /tmp/installed.txt \

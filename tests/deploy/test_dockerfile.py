@@ -4,6 +4,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,8 @@ class Stage:
     user: str | None = None        # the last USER, inherited from an earlier stage
     entrypoint: list[str] | None = None
     copies: list[list[str]] = field(default_factory=list)  # COPY arguments without --from
+    env: dict[str, str] = field(default_factory=dict)      # ENV, inherited from an earlier stage
+    workdir: str = "/"
 
 
 def _stages() -> dict[str, Stage]:
@@ -42,14 +45,22 @@ def _stages() -> dict[str, Stage]:
             name = words[words.index("AS") + 1] if "AS" in words else f"stage{len(stages)}"
             base = next(bases)
             current = Stage(name, base)
-            if base in stages:  # FROM an earlier stage inherits its user
+            if base in stages:  # FROM an earlier stage inherits its user, entrypoint, environment
                 current.user = stages[base].user
                 current.entrypoint = stages[base].entrypoint
+                current.env = dict(stages[base].env)
+                current.workdir = stages[base].workdir
             stages[name] = current
         elif current is None:
             continue
         elif kind == "USER":
             current.user = value.strip()
+        elif kind == "WORKDIR":
+            current.workdir = value.strip()
+        elif kind == "ENV":
+            for word in shlex.split(value):
+                key, _, val = word.partition("=")
+                current.env[key] = re.sub(r"\$(\w+)", lambda m: current.env.get(m[1], ""), val)
         elif kind == "ENTRYPOINT":
             current.entrypoint = json.loads(value)
         elif kind == "COPY" and "--from" not in value:
