@@ -150,8 +150,9 @@ class Cluster:
         return build.image_name(target, self.tag)
 
     def start(self, pod: str, run: ContainerRun, volumes: dict[str, Path], image: str | None = None,
-              command: list[str] | None = None) -> str:
-        """Starts ``run`` in ``pod`` (``image``/``command`` replace the manifest's for a stand-in)."""
+              argv: list[str] | None = None) -> str:
+        """Starts ``run`` in ``pod``; for a stand-in, ``image`` and ``argv`` (the whole command line)
+        replace the manifest's."""
         name = f"{pod}-{run.name}"
         env_file = self.workdir / f"{name}.env"
         env_file.write_text("".join(f"{k}={v}\n" for k, v in run.env.items()))
@@ -169,10 +170,15 @@ class Cluster:
             args += ["--workdir", run.workdir]
         for mount in run.mounts:
             args += ["--volume", f"{volumes[mount.volume]}:{mount.path}:{'ro' if mount.read_only else 'rw'}"]
-        command = command if command is not None else run.command
-        argv = list(run.args or []) if command is None else list(command[1:]) + list(run.args or [])
-        if command is not None:
-            args += ["--entrypoint", json.dumps(command[:1])]
+        # Kubernetes: `command` replaces the image's ENTRYPOINT (and drops its CMD), `args` its CMD.
+        if argv is None:
+            argv = (list(run.command) if run.command is not None else []) + list(run.args or [])
+            entrypoint = run.command is not None
+        else:
+            entrypoint = True
+        if entrypoint:
+            args += ["--entrypoint", json.dumps(argv[:1])]
+            argv = argv[1:]
         self.podman(*args, image or self.image(run), *argv)
         self.containers.append(name)
         return name

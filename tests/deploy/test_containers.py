@@ -17,6 +17,7 @@ import json
 import re
 import secrets
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,9 @@ from .kustomize import pod_spec
 from .objects import one, trainer_workload
 from .pods import ContainerRun, container_run
 
-pytestmark = pytest.mark.slow
+# A progressing run is never cut short by the suite's 600 s per-test limit: each wait below fails on
+# its own, early, when a container stops, and late only when nothing progresses.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 TARGETS = ("optimizer", "trainer-cpu", "serving-sync", "tools")
 WHY_NOT = unavailable(TARGETS)
@@ -73,6 +76,7 @@ def test_a_study_runs_through_the_real_images_as_the_manifests_run_them(rendered
     objects = rendered["overlays/dev"]
     config = one(objects, "ConfigMap", "saga-config")["data"]
     cluster = Cluster(tmp_path)
+    started = time.monotonic()
     try:
         # The object store, where the Service `minio` points: moto in the pod's network namespace.
         minio = cluster.pod("minio", aliases=("minio",))
@@ -102,7 +106,7 @@ def test_a_study_runs_through_the_real_images_as_the_manifests_run_them(rendered
         serving_volumes = {**_volumes(cluster, serving_pod, serving_run, objects),
                            **_volumes(cluster, serving_pod, sync_run, objects)}
         serving = cluster.start(serving_pod, serving_run, serving_volumes, image=cluster.target_image("tools"),
-                                command=_tf_serving_stand_in(serving_run))
+                                argv=_tf_serving_stand_in(serving_run))
         sync = cluster.start(serving_pod, sync_run, serving_volumes)
 
         # The user's pod: k8s/saga-cli.yaml, with the overlay's ConfigMap.
@@ -115,6 +119,7 @@ def test_a_study_runs_through_the_real_images_as_the_manifests_run_them(rendered
         # The optimizer's image health check: the gRPC health service answers SERVING.
         cluster.wait_for("optimizer SERVING", lambda: cluster.podman("healthcheck", "run", optimizer, check=False)
                          .returncode == 0, timeout=600, alive=(optimizer,))
+        print(f"optimizer SERVING after {time.monotonic() - started:.0f}s", flush=True)
         _ok(cluster.exec(cli, ["saga", "data", "synth", "/work/tiny", "--classes", "2", "--per-class", "16",
                                "--size", "32"]), "saga data synth")
         _ok(cluster.exec(cli, ["saga", "data", "upload", "/work/tiny", STUDY["dataset"]["uri"]]), "saga data upload")
@@ -126,8 +131,10 @@ def test_a_study_runs_through_the_real_images_as_the_manifests_run_them(rendered
         def study() -> dict:
             return json.loads(_ok(cluster.exec(cli, ["saga", "study", "status", study_id, "--json"]), "status"))
 
+        print(f"study created after {time.monotonic() - started:.0f}s", flush=True)
         cluster.wait_for(f"study {study_id} to finish", lambda: study()["study"]["state"] != "STUDY_ACTIVE",
-                         timeout=1800, alive=(optimizer, *trainers), every=5)
+                         timeout=1800, alive=(optimizer, *trainers, serving, sync), every=5)
+        print(f"study finished after {time.monotonic() - started:.0f}s", flush=True)
         status = study()
         assert status["study"]["state"] == "STUDY_COMPLETED", json.dumps(status, indent=1) + cluster.all_logs()
         trials = json.loads(_ok(cluster.exec(cli, ["python", "-c", _LIST_TRIALS, study_id]), "list trials"))
@@ -158,6 +165,7 @@ def test_a_study_runs_through_the_real_images_as_the_manifests_run_them(rendered
         classes = {p.name for p in (cli_volumes["work"] / "tiny").iterdir() if p.is_dir()}
         assert any(f"{c}=" in classified for c in classes), classified
 
+        print(f"Predict answered after {time.monotonic() - started:.0f}s", flush=True)
         # Nothing crashed on the read-only roots along the way.
         for container in (optimizer, *trainers, serving, sync, cli):
             assert cluster.running(container), cluster.logs(container)
