@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv sysdeps test demo proto lock bench clean
+.PHONY: venv sysdeps images test-images test demo proto lock bench bench-images clean
 
 venv: $(STAMP)
 
@@ -16,18 +16,40 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# Debian tools the tests use: Chromium opens the HTML of `saga report` (tests/report).
+# Debian tools the tests use: Chromium opens the HTML of `saga report` (tests/report); podman,
+# buildah, runc and debootstrap build the images and run them as the manifests do (tests/deploy,
+# skipped with the reason where they are missing). As root, `make` installs whatever is missing.
+CONTAINER_TOOLS := podman buildah runc debootstrap
 sysdeps:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing chromium (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else \
-	    echo "chromium is missing: run 'sudo apt-get install chromium' (the report tests open pages in it)" >&2; \
-	    exit 1; \
-	  fi; }
+	@missing=""; for tool in chromium $(CONTAINER_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing$$missing (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	elif ! command -v chromium >/dev/null; then \
+	  echo "chromium is missing: run 'sudo apt-get install chromium' (the report tests open pages in it)" >&2; \
+	  exit 1; \
+	else \
+	  echo "note:$$missing missing ('sudo apt-get install$$missing'): the container tests will be skipped"; \
+	fi
 
-test: venv sysdeps
+# Every image of the Dockerfile (k8s/images/build.py): from the official bases where a registry can be
+# reached, else from a local Debian base made with debootstrap; layers and downloaded wheels are
+# reused between builds. IMAGE_BASE=auto|local|official.
+IMAGE_BASE ?= auto
+images:
+	$(PYTHON) k8s/images/build.py --base $(IMAGE_BASE)
+
+# What `make test` needs for the container test: the CPU images, rebuilt from this tree (cached layers
+# make an unchanged tree cost seconds). Skipped, with the reason, where no image builder is installed.
+test-images:
+	@if command -v buildah >/dev/null && command -v podman >/dev/null || docker info >/dev/null 2>&1; then \
+	  $(PYTHON) k8s/images/build.py --base $(IMAGE_BASE) --targets optimizer tools trainer-cpu serving-sync; \
+	else \
+	  echo "no podman/buildah or docker: the container test will be skipped"; \
+	fi
+
+test: venv sysdeps test-images
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: venv
@@ -45,6 +67,10 @@ bench: venv
 	$(PY) bench/proposal_latency.py
 	$(PY) bench/input_pipeline.py
 	$(PY) bench/serving_latency.py
+
+# Image sizes, cold and cached build times, container start to SERVING and to the first training step.
+bench-images: venv sysdeps
+	$(PY) bench/images.py
 
 clean:
 	rm -rf $(VENV) .saga

@@ -23,6 +23,8 @@ from trial_contract.uris import check_store_uri
 from . import failures, lease_recovery, stopping, strategies
 from .datasets import DatasetCheck
 from .db import Database, MeasurementRow, PhaseRow, StudyRow, TrialRow
+from .demand import Demand, demand_by_study
+from .egress import check_offline
 from .errors import FailedPrecondition, InvalidArgument, NotFound
 from .events import Event, EventBus
 from .metrics import Metrics
@@ -42,10 +44,12 @@ MAX_ARTIFACTS = 256
 
 class OptimizerCore:
     def __init__(self, db_path: str, *, clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
-                 datasets: DatasetCheck | None = None):
-        """``datasets``: checks and pins each new study's dataset (None: specs are checked alone)."""
+                 datasets: DatasetCheck | None = None, offline: bool = False):
+        """``datasets``: checks and pins each new study's dataset (None: specs are checked alone).
+        ``offline``: trainers cannot download (egress.check_offline)."""
         self.db = Database(db_path)
         self.datasets = datasets
+        self.offline = offline
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.events = EventBus()
@@ -58,6 +62,7 @@ class OptimizerCore:
         self._listeners: list[Callable[[str], None]] = []
         self.change_seq = 0  # counts changes that can make a lease possible (see add_change_listener)
         self.metrics.bind_trial_counts(self.trial_counts)
+        self.metrics.bind_demand(self.demand)
         with self._lock:
             lease_recovery.extend_after_restart(self.db, lambda sid: self._spec(self._study_row(sid)).lease_seconds,
                                                 self.clock())
@@ -76,6 +81,8 @@ class OptimizerCore:
     # ------------------------------------------------------------------ studies
     def create_study(self, spec_json: str | dict) -> StudyView:
         spec = parse_spec(spec_json)
+        if self.offline:
+            check_offline(spec)
         if self.datasets is not None:
             given = json.loads(spec_json) if isinstance(spec_json, str) else spec_json
             spec = self.datasets.pin(spec, given)
@@ -443,6 +450,11 @@ class OptimizerCore:
     def trial_counts(self) -> dict[str, int]:
         with self._lock:
             return self.db.count_all_trials()
+
+    def demand(self) -> dict[str, Demand]:
+        """Trials each active study could start now (read-only; see optimizer_svc.demand)."""
+        with self._lock:
+            return demand_by_study(self.db, self._spec)
 
     @contextmanager
     def subscribe(self, study_id: str) -> Iterator[Any]:

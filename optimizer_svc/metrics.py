@@ -1,7 +1,7 @@
 """Prometheus metrics of the optimizer, in a registry of their own (one per service instance)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -21,6 +21,25 @@ class _TrialCounts:
         for state in TRIAL_STATES:
             family.add_metric([state], counts.get(state, 0))
         yield family
+
+
+class _Demand:
+    """What studies could run now (optimizer_svc.demand), read at scrape time."""
+
+    def __init__(self, demand: Callable[[], dict[str, Any]]):
+        self._demand = demand
+
+    def collect(self):
+        demand = self._demand()
+        runnable = GaugeMetricFamily("saga_trials_runnable", "Trials a free trainer could start now, by study: "
+                                     "capacity left under budget.parallel_trials and the phase budget",
+                                     labels=["study"])
+        for study, d in sorted(demand.items()):
+            runnable.add_metric([study], d.runnable)
+        yield runnable
+        yield GaugeMetricFamily("saga_trainers_wanted", "Trainers that could be busy now: running plus runnable "
+                                "trials of every active study (the target of an autoscaler)",
+                                value=sum(d.running + d.runnable for d in demand.values()))
 
 
 class Metrics:
@@ -43,8 +62,14 @@ class Metrics:
         self.grants_released = Counter("saga_lease_grants_released", "Trials granted after their LeaseTrial "
                                        "caller gave up, put back in the queue", registry=r)
         self._bound = False
+        self._demand_bound = False
 
     def bind_trial_counts(self, counts: Callable[[], dict[str, int]]) -> None:
         if not self._bound:
             self.registry.register(_TrialCounts(counts))
             self._bound = True
+
+    def bind_demand(self, demand: Callable[[], dict[str, Any]]) -> None:
+        if not self._demand_bound:
+            self.registry.register(_Demand(demand))
+            self._demand_bound = True

@@ -119,11 +119,11 @@ class LeaseReaper(threading.Thread):
 
 
 def serve(*, host: str, port: int, db: str, metrics_port: int | None, reap_interval: float = 1.0,
-          limits: Limits | None = None, check_datasets: bool = True) -> None:
+          limits: Limits | None = None, check_datasets: bool = True, offline: bool = False) -> None:
     """Runs the service until SIGTERM or SIGINT. PortInUse when a port is taken. ``check_datasets``:
     read each new study's dataset manifest when the store is reachable (optimizer_svc.datasets)."""
     check_free("optimizer", host, port)
-    core = OptimizerCore(db, datasets=DatasetCheck() if check_datasets else None)
+    core = OptimizerCore(db, datasets=DatasetCheck() if check_datasets else None, offline=offline)
     try:
         server, bound = make_server(core, f"{host}:{port}", limits=limits)
         if metrics_port is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import keras
 
+from optimizer_svc.egress import IMAGENET_INSTEAD
 from trainer_svc.backbones import get_backbone
 from trainer_svc.errors import InvalidTask, WeightsError
 from trainer_svc.task import DelimitingLayer
@@ -67,6 +68,11 @@ def build_model(backbone: str, num_classes: int, image_size: int,
                                  input_shape=(image_size, image_size, 3), **options)
     except (TypeError, ValueError) as exc:
         raise InvalidTask("model", f"cannot build {backbone} with options {options}: {exc}") from None
+    except Exception as exc:  # Keras raises a bare Exception when the weights download fails
+        if keras_weights != "imagenet":
+            raise
+        raise WeightsError(f"model.weights: cannot download the ImageNet weights of {backbone} ({exc}); "
+                           f"{IMAGENET_INSTEAD}") from None
     if weights is not None and weights != "imagenet":
         load_base_weights(base, Path(weights))
     if weights is None:

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from datastore import open_store
 from optimizer_svc.client import OptimizerClient
 from optimizer_svc.errors import FailedPrecondition, InvalidArgument, NotFound, OptimizerError, Unavailable
+from saga.v1.optimizer_pb2 import STUDY_ACTIVE
 
 from .completion import complete
 from .errors import InfeasibleTrial, InvalidTask
@@ -126,13 +129,17 @@ class Worker:
         self.metrics = metrics or WorkerMetrics()
         self.stop = stop or threading.Event()
 
-    def run(self, max_trials: int | None = None, exit_when_idle: bool = False) -> int:
-        """Runs trials until stopped (or ``max_trials``); returns how many it ran."""
+    def run(self, max_trials: int | None = None, exit_when_idle: bool = False, exit_when_done: bool = False) -> int:
+        """Runs trials until stopped (or ``max_trials``); returns how many it ran.
+
+        ``exit_when_idle``: return when no trial comes within one lease wait. ``exit_when_done``:
+        return once the worker's study (or, without one, every study) is no longer active, so that
+        no trial of it can come any more (a Kubernetes Job's worker then completes)."""
         done = 0
         while not self.stop.is_set() and (max_trials is None or done < max_trials):
             got = self._lease()
             if got is None:
-                if exit_when_idle and not self.stop.is_set():
+                if (exit_when_idle or (exit_when_done and self.no_more_work())) and not self.stop.is_set():
                     break
                 continue
             if self.stop.is_set():  # the lease came back after SIGTERM: hand it straight back
@@ -141,6 +148,11 @@ class Worker:
             self.run_one(*got)
             done += 1
         return done
+
+    def no_more_work(self) -> bool:
+        """True when the worker's study (without one: every study) is no longer active."""
+        studies = [self.client.get_study(self.study_id)] if self.study_id else self.client.list_studies()
+        return not any(s.state == STUDY_ACTIVE for s in studies)
 
     def run_one(self, trial, lease) -> str:
         """Runs one leased trial and completes it; returns the outcome sent (or 'lost')."""
@@ -185,8 +197,8 @@ class Worker:
             return "INFEASIBLE", {}, {}, f"invalid task: {e}"
         work = self.work_dir / trial.id / f"attempt-{trial.attempt}"
         try:
-            with LeaseReporter(self.client, trial.id, lease.id, self.stop,
-                               heartbeat_every_s=_heartbeat_interval(lease)) as reporter:
+            with _removed_after(work), LeaseReporter(self.client, trial.id, lease.id, self.stop,
+                                                     heartbeat_every_s=_heartbeat_interval(lease)) as reporter:
                 result = run_task(task, open_store, reporter, self.cache_dir, work, heartbeat_every_s=0.0)
         except LeaseLost as e:
             log.warning("trial %s: lease lost (%s); dropping it", trial.id, e)
@@ -210,6 +222,20 @@ class Worker:
         if "://" in uri or uri.startswith("/"):
             return uri
         return f"{self.store_uri}/{uri}"
+
+
+@contextmanager
+def _removed_after(work: Path) -> Iterator[None]:
+    """Removes an attempt's work directory when the attempt ends, however it ends: its artifacts are
+    in the store by then, and a long-lived worker would otherwise fill its disk."""
+    try:
+        yield
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            work.parent.rmdir()  # the trial's directory, unless another attempt still works there
+        except OSError:
+            pass
 
 
 def _heartbeat_interval(lease) -> float:

@@ -12,7 +12,10 @@ moved into place with one atomic ``rename``. TF Serving sees all of it or nothin
 
 Configuration: flags below; S3 endpoint and credentials from the environment (``SAGA_S3_ENDPOINT``,
 ``SAGA_S3_ACCESS_KEY``, ``SAGA_S3_SECRET_KEY``, ``SAGA_S3_SECURE``); credentials are never logged.
-Metrics (Prometheus) on ``--metrics-port``. SIGTERM stops it between polls.
+Metrics (Prometheus) on ``--metrics-port``, which also answers ``/ready``: 200 once TF Serving
+(``--serving-url``, its REST API) reports a version of the model AVAILABLE, else 503. It is the
+pod's readiness probe, so no probe has to name the model (the sidecar gets it from its flags).
+SIGTERM stops it between polls.
 """
 from __future__ import annotations
 
@@ -26,14 +29,18 @@ import signal
 import sys
 import threading
 import time
+import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from minio import Minio
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import Counter, Gauge, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 log = logging.getLogger("saga.serving_sync")
 
@@ -197,6 +204,56 @@ class ModelSync:
             log.info("removed old version %d", version)
 
 
+Readiness = Callable[[], tuple[bool, str]]
+
+
+def serving_readiness(serving_url: str, model_name: str, timeout_s: float = 3.0) -> Readiness:
+    """Asks TF Serving's REST API (``GET /v1/models/NAME``) whether a version of the model is AVAILABLE."""
+    url = f"{serving_url.rstrip('/')}/v1/models/{quote(model_name)}"
+
+    def ready() -> tuple[bool, str]:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                states = [v.get("state") for v in json.load(response).get("model_version_status", [])]
+        except (OSError, ValueError, AttributeError) as exc:  # not up yet, 404 before a version, bad JSON
+            return False, f"{url}: {exc}"
+        return "AVAILABLE" in states, f"{model_name}: versions {states or 'none'}"
+    return ready
+
+
+def volume_readiness(sync: ModelSync) -> Readiness:
+    """Without a server to ask: ready once a version is on the volume."""
+    def ready() -> tuple[bool, str]:
+        versions = sync.local_versions()
+        return bool(versions), f"versions on the volume: {versions or 'none'}"
+    return ready
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # probes every few seconds: no access log
+        pass
+
+
+def health_app(ready: Readiness) -> Callable:
+    """A WSGI app: ``/ready`` answers the readiness check, every other path Prometheus metrics."""
+    metrics = make_wsgi_app()
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/ready":
+            ok, detail = ready()
+            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [detail.encode() + b"\n"]
+        return metrics(environ, start_response)
+    return app
+
+
+def serve_health(port: int, ready: Readiness) -> ThreadingWSGIServer:
+    """Serves :func:`health_app` on ``port`` (0: any free port) from a daemon thread."""
+    server = make_server("", port, health_app(ready), ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    return server
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", required=True, help="model base URI, s3://bucket/prefix")
@@ -204,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dest", type=Path, required=True, help="TF Serving's model volume")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
     parser.add_argument("--keep", type=int, default=2, help="newest versions kept on the volume")
-    parser.add_argument("--metrics-port", type=int, default=9102, help="Prometheus port (0: off)")
+    parser.add_argument("--metrics-port", type=int, default=9102, help="Prometheus metrics and /ready (0: off)")
+    parser.add_argument("--serving-url", help="TF Serving's REST API, e.g. http://127.0.0.1:8501, asked by /ready "
+                                              "(default: ready once a version is on the volume)")
     parser.add_argument("--once", action="store_true", help="poll once and exit")
     return parser
 
@@ -227,7 +286,8 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     if not args.once:  # a one-shot run keeps the caller's signal handling
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.metrics_port:
-        start_http_server(args.metrics_port)
+        ready = serving_readiness(args.serving_url, args.model_name) if args.serving_url else volume_readiness(sync)
+        serve_health(args.metrics_port, ready)
     log.info("syncing %s/%s from %s (%r) into %s", args.source, args.model_name, bucket, settings,
              args.dest)
     while not stop.is_set():

@@ -11,8 +11,10 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 
+from saga import runtime_paths
 from saga.cli.interrupt import run_interruptible
 
 # command -> (module, one-line help)
@@ -42,8 +44,19 @@ def _available() -> dict[str, tuple[str, str]]:
     return found
 
 
+def _prepare(command: str, args: argparse.Namespace | None, env: dict[str, str], writable_home: bool) -> bool:
+    try:
+        runtime_paths.prepare(runtime_paths.for_command(command, args, env, writable_home))
+    except OSError as exc:
+        print(f"saga {command}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    env = dict(os.environ)  # as started: the derived paths honour what the caller set, not what we set
+    writable_home = runtime_paths.home_writable(env)
     commands = _available()
     parser = argparse.ArgumentParser(prog="saga", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
@@ -54,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser(name, help=help_, add_help=False)
     # Parse only the command name first, then let the command's module build its own parser.
     known, rest = parser.parse_known_args(argv)
+    # The directories the command writes, before the import (which may load Keras or matplotlib),
+    # or, for commands whose paths are flags, right after parsing them.
+    if known.command not in runtime_paths.OWN_PATHS and not _prepare(known.command, None, env, writable_home):
+        return 1
     module = importlib.import_module(commands[known.command][0])
     cmd_parser = argparse.ArgumentParser(prog=f"saga {known.command}",
                                          description=commands[known.command][1])
@@ -63,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"saga {known.command} does not talk to the optimizer; --optimizer is not one of its options")
         rest = ["--optimizer", known.optimizer, *rest]
     args = cmd_parser.parse_args(rest)
+    if known.command in runtime_paths.OWN_PATHS and not _prepare(known.command, args, env, writable_home):
+        return 1
     logging.basicConfig(level=known.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if known.command not in SERVICES:

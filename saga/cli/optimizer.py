@@ -18,6 +18,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-dataset-check", action="store_true",
                    help="create studies without reading their dataset's manifest (by default it is read, "
                         "checked and pinned when the store is reachable: a local path, or S3 with SAGA_S3_*)")
+    p.add_argument("--offline", action="store_true",
+                   default=os.environ.get("SAGA_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
+                   help="trainers cannot reach the internet: refuse studies with `weights: imagenet` at creation "
+                        "and say how to use a weights file from the store (env SAGA_OFFLINE=true)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         serve(host=args.host, port=args.port, db=args.db,
               metrics_port=None if args.metrics_port < 0 else args.metrics_port,
-              check_datasets=not args.no_dataset_check)
+              check_datasets=not args.no_dataset_check, offline=args.offline)
     except (OSError, SchemaError, sqlite3.Error) as e:  # a taken port, an unusable database: one line
         print(f"saga optimizer: {e}", file=sys.stderr, flush=True)
         return 1

@@ -9,6 +9,11 @@ import sys
 import threading
 from pathlib import Path
 
+# 128 + SIGTERM, as a shell reports a process the signal ended: for a Kubernetes Job, a worker
+# stopped before its study is done did not complete, and k8s/overlays/kueue's podFailurePolicy
+# does not count it as a failure (its trial was handed back).
+EXIT_INTERRUPTED = 143
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     env = os.environ.get
@@ -19,8 +24,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "default .saga/store); S3 credentials come from SAGA_S3_* variables")
     p.add_argument("--cache-dir", default=env("SAGA_CACHE_DIR", ".saga/cache"),
                    help="local dataset cache, shareable by workers of one node (env SAGA_CACHE_DIR)")
-    p.add_argument("--work-dir", default=env("SAGA_WORK_DIR", ".saga/work"),
-                   help="scratch space for checkpoints and logs (env SAGA_WORK_DIR)")
+    p.add_argument("--work-dir", default=env("SAGA_WORK_DIR") or None,
+                   help="scratch space for checkpoints and logs, one directory per attempt, removed when "
+                        "the attempt ends (env SAGA_WORK_DIR; default CACHE_DIR/work)")
     p.add_argument("--worker-id", default=env("SAGA_WORKER_ID", f"{socket.gethostname()}-{os.getpid()}"),
                    help="name shown in the optimizer's records (env SAGA_WORKER_ID, default host-pid)")
     p.add_argument("--study", default=env("SAGA_STUDY", ""), help="only run trials of this study")
@@ -28,6 +34,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="Prometheus metrics port (env SAGA_METRICS_PORT; -1, the default, disables)")
     p.add_argument("--max-trials", type=int, default=None, help="exit after this many trials")
     p.add_argument("--exit-when-idle", action="store_true", help="exit when no trial comes within --lease-wait")
+    p.add_argument("--exit-when-done", action="store_true",
+                   help="exit (code 0) once --study (without it: every study) is no longer active; stopped "
+                        f"by a signal before that, exit {EXIT_INTERRUPTED} (a Kubernetes Job worker)")
     p.add_argument("--lease-wait", type=float, default=5.0,
                    help="seconds one LeaseTrial call waits (max 60); also the longest a SIGTERM waits when idle")
 
@@ -36,12 +45,15 @@ def run(args: argparse.Namespace) -> int:
     from optimizer_svc.client import OptimizerClient
     from optimizer_svc.errors import InvalidArgument, NotFound
     from saga.ports import PortInUse, start_metrics_server
+    from saga.runtime_paths import trainer_work_dir
     from trainer_svc.worker import Worker, WorkerMetrics
 
     stop = threading.Event()
+    signals: list[int] = []
 
     def on_signal(signum, frame):
         print(f"trainer {args.worker_id}: signal {signum}, handing back the current trial", file=sys.stderr, flush=True)
+        signals.append(signum)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -56,13 +68,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"trainer {args.worker_id}: metrics on :{port}/metrics", flush=True)
     with OptimizerClient(args.optimizer, abort=stop) as client:
         worker = Worker(client, args.store, worker_id=args.worker_id, cache_dir=Path(args.cache_dir),
-                        work_dir=Path(args.work_dir), study_id=args.study, lease_wait=args.lease_wait,
-                        metrics=metrics, stop=stop)
+                        work_dir=trainer_work_dir(args.cache_dir, args.work_dir), study_id=args.study,
+                        lease_wait=args.lease_wait, metrics=metrics, stop=stop)
         print(f"trainer {args.worker_id} working for {args.optimizer}", flush=True)
         try:
-            n = worker.run(max_trials=args.max_trials, exit_when_idle=args.exit_when_idle)
+            n = worker.run(max_trials=args.max_trials, exit_when_idle=args.exit_when_idle,
+                           exit_when_done=args.exit_when_done)
         except (InvalidArgument, NotFound) as e:  # e.g. --study names no study: nothing to wait for
             print(f"saga trainer: the optimizer refuses this worker's requests: {e}", file=sys.stderr, flush=True)
             return 2
     print(f"trainer {args.worker_id}: ran {n} trial(s)", flush=True)
-    return 0
+    return EXIT_INTERRUPTED if args.exit_when_done and signals else 0

@@ -14,7 +14,7 @@ K8S = REPO / "k8s"
 
 
 # The kustomizations a user applies (overlays) and the base they share.
-KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/gpu")
+KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/gpu", "overlays/keda", "overlays/kueue")
 
 
 @pytest.fixture(scope="session")

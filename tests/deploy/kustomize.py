@@ -1,9 +1,10 @@
 """Renders Saga's kustomizations without a cluster: a small renderer and, where installed, real kustomize.
 
 The renderer supports exactly the kustomization fields that ``k8s/`` uses -- ``resources`` (files and
-directories), ``namespace``, ``labels`` (pairs, without selectors), ``images``, ``replicas`` and
-``patches`` given as JSON 6902 operations with a target -- and refuses any other field, so a new
-feature cannot be silently skipped. ``tests/deploy/test_kustomize.py`` checks that it renders the same
+directories), ``components``, ``namespace``, ``labels`` (pairs, without selectors), ``images``,
+``replicas`` and ``patches`` given as JSON 6902 operations with a target or as a strategic-merge
+``$patch: delete`` of one object -- and refuses any other field, so a new feature cannot be silently
+skipped. ``tests/deploy/test_kustomize.py`` checks that it renders the same
 objects as ``kustomize build`` / ``kubectl kustomize`` wherever one of those is installed.
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ import yaml
 
 Object = dict[str, Any]
 
-SUPPORTED_FIELDS = {"apiVersion", "kind", "resources", "namespace", "labels", "images", "replicas", "patches"}
+SUPPORTED_FIELDS = {"apiVersion", "kind", "resources", "components", "namespace", "labels", "images", "replicas",
+                    "patches"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass",
                   "CustomResourceDefinition", "PriorityClass", "IngressClass"}
 SCALABLE = {"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"}
@@ -43,7 +45,17 @@ def render(directory: Path) -> list[Object]:
         if path.is_dir():
             objects += render(path)
         else:
-            objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+            objects += _load(path)
+    # A component adds its resources and applies its patches to everything gathered so far, before
+    # the kustomization's own transformations.
+    for entry in kustomization.get("components", []):
+        component = yaml.safe_load((directory / entry / "kustomization.yaml").read_text())
+        if component.get("kind") != "Component" or set(component) - {"apiVersion", "kind", "resources", "patches"}:
+            raise UnsupportedKustomization(f"{entry}: only a Component with resources and patches")
+        for resource in component.get("resources", []):
+            objects += _load(directory / entry / resource)
+        for patch in component.get("patches", []):
+            objects = _apply_patch(directory / entry, patch, objects)
     for patch in kustomization.get("patches", []):
         objects = _apply_patch(directory, patch, objects)
     for replicas in kustomization.get("replicas", []):
@@ -65,7 +77,13 @@ def render(directory: Path) -> list[Object]:
     return objects
 
 
+def _load(path: Path) -> list[Object]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
 def _apply_patch(directory: Path, patch: Object, objects: list[Object]) -> list[Object]:
+    if set(patch) == {"path"}:
+        return _delete(directory / patch["path"], objects)
     if set(patch) != {"path", "target"}:
         raise UnsupportedKustomization(f"patch {patch}: only `path` + `target` is supported")
     operations = yaml.safe_load((directory / patch["path"]).read_text())
@@ -79,6 +97,22 @@ def _apply_patch(directory: Path, patch: Object, objects: list[Object]) -> list[
     for i in matched:
         result[i] = jsonpatch.apply_patch(objects[i], operations)
     return result
+
+
+def _delete(path: Path, objects: list[Object]) -> list[Object]:
+    """A strategic-merge patch that deletes one object: ``$patch: delete`` with its apiVersion, kind, name."""
+    patch = yaml.safe_load(path.read_text())
+    if not isinstance(patch, dict) or patch.get("$patch") != "delete" or set(patch) - {"$patch", "apiVersion",
+                                                                                        "kind", "metadata"}:
+        raise UnsupportedKustomization(f"{path.name}: of strategic-merge patches only `$patch: delete` is supported")
+    def same(obj: Object) -> bool:
+        return (obj["apiVersion"], obj["kind"], obj["metadata"]["name"]) == (
+            patch["apiVersion"], patch["kind"], patch["metadata"]["name"]) and obj["metadata"].get(
+            "namespace", patch["metadata"].get("namespace")) == patch["metadata"].get("namespace")
+    kept = [obj for obj in objects if not same(obj)]
+    if len(kept) == len(objects):
+        raise UnsupportedKustomization(f"{path.name}: deletes an object that does not exist")
+    return kept
 
 
 def _matches(obj: Object, target: Object) -> bool:

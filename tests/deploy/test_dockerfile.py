@@ -4,6 +4,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from dockerfile_parse import DockerfileParser
 from .conftest import REPO
 from .kustomize import containers, split_image
 
-TARGETS = {"optimizer": ["saga", "optimizer"], "trainer": ["saga", "trainer"],
+TARGETS = {"optimizer": ["saga", "optimizer"], "trainer": ["saga", "trainer"], "trainer-cpu": ["saga", "trainer"],
            "serving-sync": None, "tools": ["saga"]}
 SECRET_WORD = re.compile(r"KEY|SECRET|PASSWORD|TOKEN|CREDENTIAL", re.IGNORECASE)
 
@@ -28,6 +29,8 @@ class Stage:
     user: str | None = None        # the last USER, inherited from an earlier stage
     entrypoint: list[str] | None = None
     copies: list[list[str]] = field(default_factory=list)  # COPY arguments without --from
+    env: dict[str, str] = field(default_factory=dict)      # ENV, inherited from an earlier stage
+    workdir: str = "/"
 
 
 def _stages() -> dict[str, Stage]:
@@ -42,14 +45,22 @@ def _stages() -> dict[str, Stage]:
             name = words[words.index("AS") + 1] if "AS" in words else f"stage{len(stages)}"
             base = next(bases)
             current = Stage(name, base)
-            if base in stages:  # FROM an earlier stage inherits its user
+            if base in stages:  # FROM an earlier stage inherits its user, entrypoint, environment
                 current.user = stages[base].user
                 current.entrypoint = stages[base].entrypoint
+                current.env = dict(stages[base].env)
+                current.workdir = stages[base].workdir
             stages[name] = current
         elif current is None:
             continue
         elif kind == "USER":
             current.user = value.strip()
+        elif kind == "WORKDIR":
+            current.workdir = value.strip()
+        elif kind == "ENV":
+            for word in shlex.split(value):
+                key, _, val = word.partition("=")
+                current.env[key] = re.sub(r"\$(\w+)", lambda m: current.env.get(m[1], ""), val)
         elif kind == "ENTRYPOINT":
             current.entrypoint = json.loads(value)
         elif kind == "COPY" and "--from" not in value:
@@ -112,12 +123,16 @@ def test_build_context_holds_what_copy_needs_and_no_local_secrets() -> None:
         assert not _dockerignore_allows(private), private
 
 
-def test_every_installing_stage_copies_every_package_of_the_project() -> None:
+def test_the_project_wheel_holds_every_package_and_every_image_installs_it() -> None:
     include = re.search(r"^include = \[(.*)\]", (REPO / "pyproject.toml").read_text(), re.M)
     packages = {p.strip().strip('"').rstrip("*") for p in include.group(1).split(",")}
-    for name in ("python-deps", "trainer"):
-        copied = {sources[0] for sources in STAGES[name].copies}
-        assert packages <= copied, f"stage {name} does not copy {sorted(packages - copied)}"
+    copied = {sources[0] for sources in STAGES["saga-wheel"].copies}
+    assert packages <= copied, f"the wheel stage does not copy {sorted(packages - copied)}"
+    text = (REPO / "Dockerfile").read_text()
+    for name in ("python-runtime", "trainer"):  # every image with the project installs that wheel
+        section = text[text.index(f" AS {name}\n"):]
+        section = section[:section.find("\nFROM ")]
+        assert "COPY --from=saga-wheel /dist" in section, name
 
 
 def test_dependencies_are_installed_from_the_lock() -> None:

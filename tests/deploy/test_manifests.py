@@ -9,6 +9,7 @@ from kubernetes_validate import utils as kv
 
 from .conftest import K8S, KUSTOMIZATIONS
 from .kustomize import containers, pod_spec, split_image
+from .objects import is_custom, one, pod_labels, ports, selects, trainer_workload, workloads
 
 Object = dict
 
@@ -17,46 +18,16 @@ K8S_VERSIONS = ("1.28.0", kv.latest_version())
 SECRET_NAME = re.compile(r"KEY|SECRET|PASSWORD|TOKEN|CREDENTIAL|MC_HOST_", re.IGNORECASE)
 
 
-def _workloads(objects: list[Object]) -> list[Object]:
-    return [obj for obj in objects if pod_spec(obj) is not None]
-
-
-def _pod_labels(obj: Object) -> dict[str, str]:
-    return obj["spec"]["template"]["metadata"].get("labels", {})
-
-
-def _one(objects: list[Object], kind: str, name: str) -> Object:
-    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
-    assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
-    return found[0]
-
-
-def _selects(selector: dict, labels: dict[str, str]) -> bool:
-    if set(selector) - {"matchLabels"}:
-        raise AssertionError(f"selector {selector}: only matchLabels is checked here")
-    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
-
-
-def _ports(obj: Object) -> dict[object, int]:
-    """containerPort numbers of a workload, by number and by name."""
-    ports: dict[object, int] = {}
-    for container in containers(obj):
-        for port in container.get("ports", []):
-            ports[port["containerPort"]] = port["containerPort"]
-            if "name" in port:
-                ports[port["name"]] = port["containerPort"]
-    return ports
-
-
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 def test_every_object_is_valid_against_the_kubernetes_schema(rendered, name: str, version: str) -> None:
     for obj in rendered[name]:
-        kv.validate(obj, version, strict=True)  # raises ValidationError naming the field
+        if not is_custom(obj):  # custom resources: test_custom_resources.py
+            kv.validate(obj, version, strict=True)  # raises ValidationError naming the field
 
 
 def test_schema_validation_rejects_a_misspelt_field(rendered) -> None:
-    trainer = _one(rendered["base"], "Deployment", "trainer")
+    trainer = one(rendered["base"], "Deployment", "trainer")
     broken = yaml.safe_load(yaml.safe_dump(trainer))
     broken["spec"]["template"]["spec"]["containers"][0]["resource"] = {}  # not `resources`
     with pytest.raises(kv.ValidationError):
@@ -83,7 +54,7 @@ def _assert_limited_and_locked_down(obj: Object) -> None:
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_every_container_is_limited_and_locked_down(rendered, name: str) -> None:
-    for obj in _workloads(rendered[name]):
+    for obj in workloads(rendered[name]):
         _assert_limited_and_locked_down(obj)
 
 
@@ -97,45 +68,45 @@ def test_cli_pod_is_a_locked_down_client_with_the_shared_settings(rendered) -> N
     pod = yaml.safe_load((K8S / "saga-cli.yaml").read_text())
     _assert_limited_and_locked_down(pod)
     base = rendered["base"]
-    clients = _one(base, "NetworkPolicy", "clients")["spec"]["podSelector"]
-    assert _selects(clients, pod["metadata"]["labels"])
-    assert pod["metadata"]["namespace"] == _one(base, "Deployment", "optimizer")["metadata"]["namespace"]
-    config = _one(base, "ConfigMap", pod["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"])
-    grpc_port = next(p["port"] for p in _one(base, "Service", "optimizer")["spec"]["ports"] if p["name"] == "grpc")
+    clients = one(base, "NetworkPolicy", "clients")["spec"]["podSelector"]
+    assert selects(clients, pod["metadata"]["labels"])
+    assert pod["metadata"]["namespace"] == one(base, "Deployment", "optimizer")["metadata"]["namespace"]
+    config = one(base, "ConfigMap", pod["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"])
+    grpc_port = next(p["port"] for p in one(base, "Service", "optimizer")["spec"]["ports"] if p["name"] == "grpc")
     assert config["data"]["SAGA_OPTIMIZER"] == f"optimizer:{grpc_port}"
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_images_are_pinned(rendered, name: str) -> None:
-    for obj in _workloads(rendered[name]):
+    for obj in workloads(rendered[name]):
         for container in containers(obj):
             _, tag, digest = split_image(container["image"])
             assert digest or (tag and tag != "latest"), f"{container['image']} is not pinned"
 
 
 def test_gpu_overlay_gives_each_trainer_one_gpu_on_a_gpu_node(rendered) -> None:
-    trainer = _one(rendered["overlays/gpu"], "Deployment", "trainer")
+    trainer = one(rendered["overlays/gpu"], "Deployment", "trainer")
     spec = pod_spec(trainer)
     resources = spec["containers"][0]["resources"]
     assert resources["limits"]["nvidia.com/gpu"] == 1 and resources["requests"]["nvidia.com/gpu"] == 1
     assert any(t["key"] == "nvidia.com/gpu" for t in spec["tolerations"])
     assert spec["nodeSelector"]
     assert trainer["spec"]["replicas"] > 1  # parallel trials
-    assert _one(rendered["overlays/gpu"], "Deployment", "tfserving")["spec"]["replicas"] == 2
+    assert one(rendered["overlays/gpu"], "Deployment", "tfserving")["spec"]["replicas"] == 2
 
 
 def test_dev_overlay_needs_no_gpu(rendered) -> None:
     dev = rendered["overlays/dev"]
     assert "nvidia.com/gpu" not in yaml.safe_dump(dev)
-    trainer = _one(dev, "Deployment", "trainer")
+    trainer = one(dev, "Deployment", "trainer")
     assert trainer["spec"]["replicas"] == 1
     assert "nodeSelector" not in pod_spec(trainer) and "tolerations" not in pod_spec(trainer)
-    assert split_image(pod_spec(trainer)["containers"][0]["image"])[0] == "saga-tools"
+    assert split_image(pod_spec(trainer)["containers"][0]["image"])[0] == "saga-trainer-cpu"
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_trainer_hands_back_its_lease_and_caches_on_scratch_space(rendered, name: str) -> None:
-    trainer = _one(rendered[name], "Deployment", "trainer")
+    trainer = trainer_workload(rendered[name])
     spec = pod_spec(trainer)
     container = spec["containers"][0]
     assert container["command"] == ["saga", "trainer"]
@@ -145,7 +116,7 @@ def test_trainer_hands_back_its_lease_and_caches_on_scratch_space(rendered, name
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert "emptyDir" in volumes[mounts[cache]]
-    optimizer_service = _one(rendered[name], "Service", "optimizer")
+    optimizer_service = one(rendered[name], "Service", "optimizer")
     grpc_port = next(p["port"] for p in optimizer_service["spec"]["ports"] if p["name"] == "grpc")
     assert args[args.index("--optimizer") + 1] == f"optimizer:{grpc_port}"
 
@@ -153,7 +124,7 @@ def test_trainer_hands_back_its_lease_and_caches_on_scratch_space(rendered, name
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_optimizer_is_a_single_writer_with_grpc_health_probes_and_a_volume(rendered, name: str) -> None:
     objects = rendered[name]
-    optimizer = _one(objects, "Deployment", "optimizer")
+    optimizer = one(objects, "Deployment", "optimizer")
     assert optimizer["spec"]["replicas"] == 1
     assert optimizer["spec"]["strategy"]["type"] == "Recreate"
     spec = pod_spec(optimizer)
@@ -161,15 +132,15 @@ def test_optimizer_is_a_single_writer_with_grpc_health_probes_and_a_volume(rende
     assert container["command"] == ["saga", "optimizer"]
     args = container["args"]
     port = int(args[args.index("--port") + 1])
-    assert _ports(optimizer)["grpc"] == port
+    assert ports(optimizer)["grpc"] == port
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"]["port"] == port, probe
-    assert _ports(optimizer)["metrics"] == int(args[args.index("--metrics-port") + 1])
+    assert ports(optimizer)["metrics"] == int(args[args.index("--metrics-port") + 1])
     db = args[args.index("--db") + 1]
     mount = max((m for m in container["volumeMounts"] if db.startswith(m["mountPath"].rstrip("/") + "/")),
                 key=lambda m: len(m["mountPath"]))
     volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
-    _one(objects, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    one(objects, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
@@ -180,7 +151,7 @@ def test_no_plaintext_secrets(rendered, name: str) -> None:
         if obj["kind"] == "ConfigMap":
             assert not [k for k in obj.get("data", {}) if SECRET_NAME.search(k)], obj["metadata"]["name"]
     example = yaml.safe_load((K8S / "secret.example.yaml").read_text())
-    for obj in _workloads(objects):
+    for obj in workloads(objects):
         for container in containers(obj):
             for env in container.get("env", []):
                 if not SECRET_NAME.search(env["name"]):
@@ -199,7 +170,7 @@ def test_no_plaintext_secrets(rendered, name: str) -> None:
 def test_variable_references_resolve(rendered, name: str) -> None:
     """Kubernetes leaves an unknown $(VAR) in args as literal text; every one must be defined."""
     config_maps = {o["metadata"]["name"]: o.get("data", {}) for o in rendered[name] if o["kind"] == "ConfigMap"}
-    for obj in _workloads(rendered[name]):
+    for obj in workloads(rendered[name]):
         for container in containers(obj):
             defined = {e["name"] for e in container.get("env", [])}
             for source in container.get("envFrom", []):
@@ -214,9 +185,9 @@ def test_variable_references_resolve(rendered, name: str) -> None:
 def test_references_between_objects_resolve(rendered, name: str) -> None:
     objects = rendered[name]
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
-    for obj in _workloads(objects):
+    for obj in workloads(objects):
         spec = pod_spec(obj)
-        assert _selects(obj["spec"].get("selector", {"matchLabels": {}}), _pod_labels(obj)) or obj["kind"] == "Job"
+        assert selects(obj["spec"].get("selector", {"matchLabels": {}}), pod_labels(obj)) or obj["kind"] == "Job"
         if "serviceAccountName" in spec:
             assert ("ServiceAccount", spec["serviceAccountName"]) in names
         if obj["kind"] == "StatefulSet":
@@ -236,30 +207,30 @@ def test_references_between_objects_resolve(rendered, name: str) -> None:
             for env in container.get("env", []):
                 ref = env.get("valueFrom", {}).get("configMapKeyRef")
                 if ref:
-                    data = _one(objects, "ConfigMap", ref["name"]).get("data", {})
+                    data = one(objects, "ConfigMap", ref["name"]).get("data", {})
                     assert ref["key"] in data
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_every_service_reaches_pods_on_declared_ports(rendered, name: str) -> None:
-    workloads = _workloads(rendered[name])
+    running = workloads(rendered[name])
     for service in (o for o in rendered[name] if o["kind"] == "Service"):
-        selected = [w for w in workloads if _selects({"matchLabels": service["spec"]["selector"]}, _pod_labels(w))]
+        selected = [w for w in running if selects({"matchLabels": service["spec"]["selector"]}, pod_labels(w))]
         assert selected, f"Service {service['metadata']['name']} selects no pod"
         for port in service["spec"]["ports"]:
             target = port.get("targetPort", port["port"])
-            assert all(target in _ports(w) for w in selected), f"{service['metadata']['name']}:{target}"
+            assert all(target in ports(w) for w in selected), f"{service['metadata']['name']}:{target}"
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_every_network_policy_port_exists_on_the_pods_it_names(rendered, name: str) -> None:
-    workloads = _workloads(rendered[name])
+    running = workloads(rendered[name])
     policies = [o for o in rendered[name] if o["kind"] == "NetworkPolicy"]
     assert any(p["spec"]["podSelector"] == {} and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
                and not p["spec"].get("ingress") and not p["spec"].get("egress") for p in policies), "default deny"
 
     def pods(selector: dict) -> list[Object]:
-        return [w for w in workloads if _selects(selector, _pod_labels(w))]
+        return [w for w in running if selects(selector, pod_labels(w))]
 
     for policy in policies:
         spec = policy["spec"]
@@ -272,27 +243,27 @@ def test_every_network_policy_port_exists_on_the_pods_it_names(rendered, name: s
                 if "namespaceSelector" not in peer and "podSelector" in peer:
                     assert pods(peer["podSelector"]), f"{where}: ingress peer {peer} selects no pod"
             for port in rule.get("ports", []):
-                assert any(port["port"] in _ports(t) for t in targets), f"{where}: ingress {port['port']}"
+                assert any(port["port"] in ports(t) for t in targets), f"{where}: ingress {port['port']}"
         for rule in spec.get("egress", []):
             peers = [p["podSelector"] for p in rule.get("to", []) if set(p) == {"podSelector"}]
             for selector in peers:
                 assert pods(selector), f"{where}: egress peer {selector} selects no pod"
                 for port in rule.get("ports", []):
-                    assert any(port["port"] in _ports(p) for p in pods(selector)), f"{where}: egress {port['port']}"
+                    assert any(port["port"] in ports(p) for p in pods(selector)), f"{where}: egress {port['port']}"
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_prometheus_scrapes_what_pods_expose(rendered, name: str) -> None:
     objects = rendered[name]
-    config = yaml.safe_load(_one(objects, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"])
+    config = yaml.safe_load(one(objects, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"])
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    for obj in _workloads(objects):
+    for obj in workloads(objects):
         annotations = obj["spec"]["template"]["metadata"].get("annotations", {})
         if annotations.get("prometheus.io/scrape") == "true":
-            assert int(annotations["prometheus.io/port"]) in _ports(obj), obj["metadata"]["name"]
-    monitoring = _one(objects, "ConfigMap", "tfserving-monitoring")["data"]["monitoring.config"]
+            assert int(annotations["prometheus.io/port"]) in ports(obj), obj["metadata"]["name"]
+    monitoring = one(objects, "ConfigMap", "tfserving-monitoring")["data"]["monitoring.config"]
     assert f'path: "{jobs["tfserving"]["metrics_path"]}"' in monitoring
-    tfserving = _one(objects, "Deployment", "tfserving")
+    tfserving = one(objects, "Deployment", "tfserving")
     args = pod_spec(tfserving)["containers"][0]["args"]
     mount = next(m for m in pod_spec(tfserving)["containers"][0]["volumeMounts"] if m["name"] == "monitoring")
     assert f"--monitoring_config_file={mount['mountPath']}/monitoring.config" in args
@@ -301,13 +272,26 @@ def test_prometheus_scrapes_what_pods_expose(rendered, name: str) -> None:
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_tf_serving_and_its_sync_share_the_model_volume(rendered, name: str) -> None:
     objects = rendered[name]
-    model_name = _one(objects, "ConfigMap", "saga-config")["data"]["MODEL_NAME"]
-    spec = pod_spec(_one(objects, "Deployment", "tfserving"))
+    spec = pod_spec(one(objects, "Deployment", "tfserving"))
     serving, sync = (next(c for c in spec["containers"] if c["name"] == n) for n in ("tfserving", "serving-sync"))
     serving_mount = next(m for m in serving["volumeMounts"] if m["mountPath"] == "/models")
     sync_mount = next(m for m in sync["volumeMounts"] if m["name"] == serving_mount["name"])
     assert serving_mount.get("readOnly") and not sync_mount.get("readOnly")
     assert sync["args"][sync["args"].index("--dest") + 1] == sync_mount["mountPath"]
     assert "--model_base_path=/models/$(MODEL_NAME)" in serving["args"]
-    # A probe path cannot use $(VAR): it must name the configured model literally.
-    assert serving["readinessProbe"]["httpGet"]["path"] == f"/v1/models/{model_name}"
+    assert "--model_name=$(MODEL_NAME)" in serving["args"]
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_tf_serving_readiness_names_no_model_and_asks_tf_serving_for_the_configured_one(rendered, name: str) -> None:
+    """A probe path cannot expand $(MODEL_NAME): the sync sidecar, which has it in its flags, is the probe."""
+    spec = pod_spec(one(rendered[name], "Deployment", "tfserving"))
+    serving, sync = (next(c for c in spec["containers"] if c["name"] == n) for n in ("tfserving", "serving-sync"))
+    probes = [c.get(p, {}) for c in spec["containers"] for p in ("readinessProbe", "livenessProbe", "startupProbe")]
+    assert not [p for p in probes if "/v1/models" in p.get("httpGet", {}).get("path", "")]
+    assert sync["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
+    args = sync["args"]
+    assert args[args.index("--model-name") + 1] == "$(MODEL_NAME)"
+    rest = next(p["containerPort"] for p in serving["ports"] if p["name"] == "rest")
+    assert f"--rest_api_port={rest}" in serving["args"]
+    assert args[args.index("--serving-url") + 1] == f"http://127.0.0.1:{rest}"  # same pod, same network

@@ -5,6 +5,9 @@ import importlib.util
 import io
 import json
 import sys
+import threading
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -161,3 +164,72 @@ def test_main_runs_once_and_refuses_bad_config(bucket, s3_endpoint: str, tmp_pat
 
     assert sync_models.main(argv[:3] + ["../x"] + argv[4:], env) == 2
     assert "--model-name" in caplog.text
+
+
+class _FakeTFServing:
+    """TF Serving's REST answer to GET /v1/models/NAME, as documented (404 before the model loads)."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.states: list[str] | None = None
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if outer.states is None or self.path != "/v1/models/kvasir":
+                    body, code = b'{"error": "Servable not found for request: Latest(kvasir)"}', 404
+                else:
+                    body, code = json.dumps({"model_version_status": [
+                        {"version": "1", "state": s, "status": {"error_code": "OK", "error_message": ""}}
+                        for s in outer.states]}).encode(), 200
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_ready_only_once_tf_serving_has_a_version_of_the_model_available() -> None:
+    tf_serving = _FakeTFServing()
+    health = sync_models.serve_health(0, sync_models.serving_readiness(tf_serving.url, "kvasir"))
+    base = f"http://127.0.0.1:{health.server_port}"
+    try:
+        assert _get(base + "/ready")[0] == 503  # TF Serving has not loaded it: 404
+        tf_serving.states = ["LOADING"]
+        assert _get(base + "/ready")[0] == 503
+        tf_serving.states = ["AVAILABLE"]
+        code, body = _get(base + "/ready")
+        assert code == 200 and "AVAILABLE" in body
+        code, body = _get(base + "/metrics")  # the same port still serves the sidecar's metrics
+        assert code == 200 and "saga_sync_versions_total" in body
+        tf_serving.server.shutdown()
+        tf_serving.server.server_close()
+        assert _get(base + "/ready")[0] == 503  # TF Serving gone
+    finally:
+        health.shutdown()
+        health.server_close()
+
+
+def test_without_a_server_to_ask_ready_means_a_version_is_on_the_volume(bucket, tmp_path: Path) -> None:
+    client, name = bucket
+    sync = sync_models.ModelSync(client, name, "models", "kvasir", tmp_path, keep=2)
+    ready = sync_models.volume_readiness(sync)
+    assert not ready()[0]
+    _upload_version(client, name, 5, {**SAVED_MODEL, **_marker(sorted(SAVED_MODEL))})
+    sync.poll()
+    assert ready() == (True, "versions on the volume: [5]")

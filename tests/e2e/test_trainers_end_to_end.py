@@ -119,6 +119,9 @@ def test_shared_study_with_its_layer_phase_completes_with_artifacts(cluster):
                                    model={"weights": cluster.weights, "image_size": 32}))
     cluster.shared_study = study.id
     assert study.state == pb.STUDY_COMPLETED, study.message + cluster.logs()
+    for name in ("trainer-a", "trainer-b"):  # each attempt's work directory went when the attempt ended
+        work = cluster.tmp / name
+        assert not (list(work.rglob("*")) if work.exists() else []), f"{name} left {list(work.rglob('*'))[:5]}"
     trials = cluster.client.list_trials(study.id)
     assert [t.phase for t in trials] == [0, 0, 1, 1]
     assert {t.worker_id for t in trials} <= {"trainer-a", "trainer-b"}
