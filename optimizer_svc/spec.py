@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidArgument
+from .proposer import ALGORITHMS
 from .space import CategoricalParam, FloatParam, IntParam, Param, parse_param
 
 STRATEGIES = ("shared", "separate", "separate_steps", "joint", "random")
@@ -40,6 +41,7 @@ class Budget:
     initial_points: int = 5
     parallel_trials: int = 4
     max_attempts: int = 3
+    algorithm: str = "gp"      # proposal engine: "gp" (Saga's), "gpyopt" (the thesis's), "random"
 
     def trials_for(self, phase: str) -> int:
         return self.trials_per_phase.get(phase, self.default_trials)
@@ -95,7 +97,8 @@ def _defaults() -> dict[str, Any]:
             "delimiting_layer": {"type": "absolute", "low": 0, "high": None},
         },
         "objective": {"metric": "val_accuracy", "goal": "maximize"},
-        "budget": {"trials_per_phase": 20, "initial_points": 5, "parallel_trials": 4, "max_attempts": 3},
+        "budget": {"trials_per_phase": 20, "initial_points": 5, "parallel_trials": 4, "max_attempts": 3,
+                   "algorithm": "gp"},
         "stopping": {
             "nonconvergence": {"enabled": True, "metric": "val_accuracy", "threshold": 0.5, "epochs": 5},
             "early_stopping": {"enabled": True, "metric": "val_accuracy", "patience": 5, "min_delta": 0.0},
@@ -291,8 +294,10 @@ def _parse_budget(b: dict, strategy: str) -> Budget:
     att = _int_at_least(b, "max_attempts", 1, "budget")
     if par > 256:
         raise InvalidArgument("budget.parallel_trials: at most 256")
+    if b["algorithm"] not in ALGORITHMS:
+        raise InvalidArgument(f"budget.algorithm: must be one of {list(ALGORITHMS)}, got {b['algorithm']!r}")
     return Budget(trials_per_phase=mapping, default_trials=default, initial_points=init,
-                  parallel_trials=par, max_attempts=att)
+                  parallel_trials=par, max_attempts=att, algorithm=b["algorithm"])
 
 
 def _parse_stopping(s: dict) -> Stopping:
