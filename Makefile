@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv sysdeps test demo proto lock bench clean
+.PHONY: venv sysdeps test demo proto lock bench bench-peers clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,18 @@ bench: venv
 	$(PY) bench/proposal_latency.py
 	$(PY) bench/input_pipeline.py
 	$(PY) bench/serving_latency.py
+
+# Saga's tuners against Optuna, Keras Tuner and random search (docs/BENCHMARKS.md, "Search").
+# The peers live in their own virtualenv, never in Saga's. Resumable: a rerun adds what is missing.
+PEERS_VENV := bench/.venv-peers
+$(PEERS_VENV)/.installed: bench/peers/requirements.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet -r bench/peers/requirements.txt
+	touch $@
+
+bench-peers: venv $(PEERS_VENV)/.installed
+	nice -n 10 $(PY) bench/peers/run.py $(BENCH_ARGS)
+	$(PY) bench/peers/aggregate.py
 
 clean:
 	rm -rf $(VENV) .saga

@@ -23,6 +23,7 @@ import math
 import numpy as np
 import scipy.linalg
 import scipy.optimize
+import scipy.stats
 
 from .space import CategoricalParam, IntParam, Param
 
@@ -86,6 +87,9 @@ class Features:
 def warp(y: np.ndarray) -> np.ndarray:
     """Yeo-Johnson (maximum-likelihood lambda) then standardise; monotone, so the best stays the best."""
     y = np.asarray(y, dtype=float)
+    with np.errstate(all="ignore"):
+        if not (np.isfinite(np.ptp(y)) and np.isfinite(y.std())):   # values too large to standardise
+            y = scipy.stats.rankdata(y)
     if len(y) >= 3 and np.ptp(y) > 0:
         z = (y - y.mean()) / y.std()
         lam = scipy.optimize.minimize_scalar(_yeo_johnson_nll, bounds=(-3.0, 3.0), args=(z,), method="bounded",

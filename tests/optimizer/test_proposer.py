@@ -149,3 +149,10 @@ def test_the_algorithm_field_selects_the_engine_and_refuses_unknown_names(core):
     study = core.create_study(small_spec(budget={"algorithm": "gpyopt", "parallel_trials": 1}))
     core.lease_trial("w")
     assert all(isinstance(p, GPyOptProposer) for (sid, _), p in core._proposers.items() if sid == study.id)
+
+
+def test_extreme_or_equal_values_still_give_a_valid_proposal():
+    points = [{"x": 0.1, "y": 0.2}, {"x": 0.5, "y": 0.5}, {"x": 0.9, "y": 0.1}]
+    for values in ([1e300, -1e300, 0.0], [0.5, 0.5, 0.5]):
+        point = GPProposer(XY, seed=1, initial_points=2).propose(3, list(zip(points, values)), [])
+        assert all(0.0 <= point[n] <= 1.0 for n in ("x", "y")) and point not in points
