@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv sysdeps images test-images test demo proto lock bench bench-images clean
+.PHONY: venv sysdeps images test-images test demo proto lock bench bench-images bench-peers clean
 
 venv: $(STAMP)
 
@@ -71,6 +71,18 @@ bench: venv
 # Image sizes, cold and cached build times, container start to SERVING and to the first training step.
 bench-images: venv sysdeps
 	$(PY) bench/images.py
+
+# Saga's tuners against Optuna, Keras Tuner and random search (docs/BENCHMARKS.md, "Search").
+# The peers live in their own virtualenv, never in Saga's. Resumable: a rerun adds what is missing.
+PEERS_VENV := bench/.venv-peers
+$(PEERS_VENV)/.installed: bench/peers/requirements.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet -r bench/peers/requirements.txt
+	touch $@
+
+bench-peers: venv $(PEERS_VENV)/.installed
+	nice -n 10 $(PY) bench/peers/run.py $(BENCH_ARGS)
+	$(PY) bench/peers/aggregate.py
 
 clean:
 	rm -rf $(VENV) .saga

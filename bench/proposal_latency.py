@@ -1,4 +1,4 @@
-"""Proposal latency of the optimizer service over gRPC against naive in-process GPyOpt.
+"""Proposal latency of the optimizer service over gRPC (against naive in-process GPyOpt).
 
 A ``joint`` study (4 mixed parameters: backbone 9 categories, optimizer 7 categories, learning rate
 log-scaled float, delimiting depth float) is filled with observations of a cheap objective through a
@@ -8,6 +8,10 @@ proposal) is timed, and on the same observations naive in-process GPyOpt
 its own acquisition optimizer) is timed too, in the same run.
 
     .venv/bin/python bench/proposal_latency.py [--samples 10] [--points 10,50,100,200]
+        [--algorithm gp|gpyopt] [--no-naive]
+
+``--algorithm`` is the study's ``budget.algorithm`` (default: Saga's ``gp``); ``--no-naive`` skips the
+naive GPyOpt timings (several seconds each at 500 observations).
 """
 from __future__ import annotations
 
@@ -55,6 +59,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=10, help="proposals timed at each point")
     ap.add_argument("--points", default="10,50,100,200", help="observation counts to measure at")
+    ap.add_argument("--algorithm", default="gp", choices=("gp", "gpyopt"))
+    ap.add_argument("--no-naive", dest="naive", action="store_false")
     args = ap.parse_args()
     points = [int(x) for x in args.points.split(",")]
     tmp = tempfile.mkdtemp()
@@ -65,7 +71,7 @@ def main() -> None:
     spec = {"name": "bench", "dataset": {"uri": "/bench"}, "strategy": "joint",
             "search_space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1.0, "scale": "log"}},
             "budget": {"trials_per_phase": max(points) + args.samples + 1, "initial_points": 5,
-                       "parallel_trials": 1},
+                       "parallel_trials": 1, "algorithm": args.algorithm},
             "stopping": {"nonconvergence": {"enabled": False}, "early_stopping": {"enabled": False}}}
     client.create_study(spec)
     seen_p: list[dict] = []
@@ -77,16 +83,19 @@ def main() -> None:
             seen_p.append(parameters(trial))
             seen_v.append(objective(seen_p[-1]))
             client.complete_trial(trial.id, lease.id, "SUCCEEDED", metrics={"val_accuracy": seen_v[-1]})
-        svc, naive = [], []
+        svc, naive, cpu = [], [], []
         for _ in range(args.samples):
-            naive.append(naive_gpyopt(seen_p, seen_v))
-            t0 = time.perf_counter()
+            naive.append(naive_gpyopt(seen_p, seen_v) if args.naive else math.nan)
+            t0, c0 = time.perf_counter(), time.process_time()
             trial, lease = client.lease_trial("bench", wait=5)
             svc.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)   # client + server threads: one process
             seen_p.append(parameters(trial))
             seen_v.append(objective(seen_p[-1]))
             client.complete_trial(trial.id, lease.id, "SUCCEEDED", metrics={"val_accuracy": seen_v[-1]})
         row = (target, statistics.median(svc), pct(svc, 0.95), statistics.median(naive), pct(naive, 0.95))
+        print(f"{target:>4} observations: service max {max(svc):.3f}s; CPU s of the call p50 "
+              f"{statistics.median(cpu):.3f} max {max(cpu):.3f}", flush=True)
         rows.append(row)
         print(f"{target:>4} observations: service p50 {row[1]:.3f}s p95 {row[2]:.3f}s | "
               f"naive GPyOpt p50 {row[3]:.3f}s p95 {row[4]:.3f}s | ratio p50 {row[1] / row[3]:.2f}", flush=True)

@@ -542,7 +542,8 @@ class OptimizerCore:
         if key not in self._proposers:
             self._proposers[key] = make_proposer(params, seed=derive_seed(spec.seed, phase),
                                                  initial_points=spec.budget.initial_points,
-                                                 random_only=strategies.uses_random_proposals(spec))
+                                                 random_only=strategies.uses_random_proposals(spec),
+                                                 algorithm=spec.budget.algorithm)
         return self._proposers[key]
 
     def _artifacts_uri(self, spec: StudySpec, study_id: str, trial_id: str) -> str:

@@ -1,6 +1,14 @@
-"""Proposals for one phase: a random initial design, then GP + EI with pending trials as lies.
+"""Proposals for one phase: an initial design, then a model's choice with pending trials taken into account.
 
-``Proposer`` is the small interface the core uses; GPyOpt stays behind ``gpyopt_backend``.
+``Proposer`` is the small interface the core uses; ``make_proposer`` picks the engine a study's
+``budget.algorithm`` names:
+
+| algorithm | engine |
+|---|---|
+| ``gp`` (default) | Saga's GP (``gp_proposer``): scrambled Sobol initial design, ARD Matern-5/2 with a Hamming kernel for categoricals and lengthscale priors, LogEI, pending trials as Kriging believers |
+| ``gpyopt`` | the thesis's GPyOpt GP + EI (``gpyopt_backend``), random initial design, constant liar |
+| ``random`` | uniform random points (also what the ``random`` strategy uses) |
+
 Proposals are deterministic for a given study seed, phase and trial number.
 """
 from __future__ import annotations
@@ -11,7 +19,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .space import CategoricalParam, Param, decode, encode, sample
+from trial_contract.registry import ALGORITHMS  # the engines a spec may name
+
+from .space import CategoricalParam, Param, encode, sample
 
 # Max-norm distances in the unit cube: a proposal closer than this to a tried point is a repeat,
 # and parallel (pending) proposals must stay further apart than PENDING_DISTANCE.
@@ -38,13 +48,14 @@ class RandomProposer:
     def propose(self, number, observations, pending):
         for retry in range(100):
             point = sample(self.params, np.random.default_rng(derive_seed(self.seed, number, retry)))
-            if not _repeats(self.params, point, observations, pending):
+            if not repeats(self.params, point, observations, pending):
                 return point
         return point  # the space is (almost) exhausted: a repeat is the only choice left
 
 
-class GPProposer:
-    """GP + EI after ``initial_points`` random trials (GPyOpt's 'random' initial design)."""
+class GPyOptProposer:
+    """The thesis's GPyOpt GP + EI after ``initial_points`` random trials, pending trials as constant lies
+    (``algorithm: gpyopt``, kept to reproduce the seed)."""
 
     def __init__(self, params: list[Param], seed: int, initial_points: int):
         from .gpyopt_backend import Dim, GPEISuggester  # only this proposer pays for importing GPyOpt
@@ -54,15 +65,15 @@ class GPProposer:
                 for p in params]
         self.gp = GPEISuggester(dims)
         self.last_fit_seconds = 0.0
+        self.random_fallbacks = 0
 
     def _to_gp(self, point: dict[str, Any]) -> list[float]:
         return [float(p.values.index(point[p.name])) if isinstance(p, CategoricalParam) else p.to_unit(point[p.name])
                 for p in self.params]
 
     def _from_gp(self, row: np.ndarray) -> dict[str, Any]:
-        u = [x / (len(p.values) - 1) if isinstance(p, CategoricalParam) and len(p.values) > 1 else
-             (0.0 if isinstance(p, CategoricalParam) else x) for p, x in zip(self.params, row)]
-        return decode(self.params, np.array(u))
+        return {p.name: p.values[int(round(x))] if isinstance(p, CategoricalParam) else p.from_unit(float(x))
+                for p, x in zip(self.params, row)}
 
     def propose(self, number, observations, pending):
         self.last_fit_seconds = 0.0
@@ -74,8 +85,9 @@ class GPProposer:
         t0 = time.perf_counter()
         point = self._from_gp(self.gp.suggest(X, Y, P, derive_seed(self.seed, number)))
         self.last_fit_seconds = self.gp.last_fit_seconds or (time.perf_counter() - t0)
-        if _repeats(self.params, point, observations, pending):
+        if repeats(self.params, point, observations, pending):
             # EI's optimum sits on a point already tried or running: explore instead of repeating it.
+            self.random_fallbacks += 1
             return self.random.propose(number, observations, pending)
         return point
 
@@ -90,8 +102,9 @@ class GPProposer:
         return -mean, std, ei
 
 
-def _repeats(params: list[Param], point: dict[str, Any], observations: list[tuple[dict[str, Any], float]],
-             pending: list[dict[str, Any]]) -> bool:
+def repeats(params: list[Param], point: dict[str, Any], observations: list[tuple[dict[str, Any], float]],
+            pending: list[dict[str, Any]]) -> bool:
+    """Whether ``point`` (nearly) repeats a tried point or sits next to a running one."""
     u = encode(params, point)
     def dist(other: dict[str, Any]) -> float:
         return float(np.max(np.abs(u - encode(params, other)))) if params else 0.0
@@ -99,10 +112,16 @@ def _repeats(params: list[Param], point: dict[str, Any], observations: list[tupl
             or any(dist(p) < PENDING_DISTANCE for p in pending))
 
 
-def make_proposer(params: list[Param], *, seed: int, initial_points: int, random_only: bool) -> Proposer:
-    if random_only:
+def make_proposer(params: list[Param], *, seed: int, initial_points: int, random_only: bool,
+                  algorithm: str = "gp") -> Proposer:
+    if random_only or algorithm == "random":
         return RandomProposer(params, seed)
-    return GPProposer(params, seed, initial_points)
+    if algorithm == "gpyopt":
+        return GPyOptProposer(params, seed, initial_points)
+    if algorithm == "gp":
+        from .gp_proposer import GPProposer
+        return GPProposer(params, seed, initial_points)
+    raise ValueError(f"unknown algorithm {algorithm!r} (known: {list(ALGORITHMS)})")
 
 
 def propose_safely(proposer: Proposer, number: int, observations: list[tuple[dict[str, Any], float]],

@@ -1,8 +1,11 @@
 """Search-space parameters: parsing from a spec, random sampling, and the unit-cube encoding.
 
 The unit-cube encoding is what proposers work in: every parameter maps to one coordinate in [0, 1]
-(log-scaled floats in log space, categoricals as their index spread over [0, 1]), so "near-same
-point" has one meaning for every parameter type.
+(log-scaled floats in log space), so "near-same point" has one meaning for every parameter type.
+A categorical with k choices and an integer with k values split [0, 1] into k equal-width buckets
+(Keras Tuner's ``prob_to_index``): a value encodes to its bucket's centre and every bucket decodes to
+its value, so a uniform draw in [0, 1] gives each choice probability 1/k (random sampling, the
+initial design and every GP decoding alike).
 """
 from __future__ import annotations
 
@@ -15,6 +18,15 @@ import numpy as np
 from .errors import InvalidArgument
 
 Value = Union[float, int, str]
+
+
+def bucket_index(u: float, k: int) -> int:
+    """Which of ``k`` equal-width buckets of [0, 1] holds ``u`` (1.0 belongs to the last one)."""
+    return min(int(min(max(u, 0.0), 1.0) * k), k - 1)
+
+
+def bucket_centre(i: int, k: int) -> float:
+    return (i + 0.5) / k
 
 
 @dataclass(frozen=True)
@@ -44,10 +56,10 @@ class IntParam:
     high: int
 
     def to_unit(self, v: Value) -> float:
-        return 0.0 if self.high == self.low else (int(v) - self.low) / (self.high - self.low)
+        return bucket_centre(int(v) - self.low, self.high - self.low + 1)
 
     def from_unit(self, u: float) -> int:
-        return int(round(self.low + min(max(u, 0.0), 1.0) * (self.high - self.low)))
+        return self.low + bucket_index(u, self.high - self.low + 1)
 
 
 @dataclass(frozen=True)
@@ -56,12 +68,10 @@ class CategoricalParam:
     values: tuple[str, ...]
 
     def to_unit(self, v: Value) -> float:
-        k = len(self.values)
-        return 0.0 if k == 1 else self.values.index(str(v)) / (k - 1)
+        return bucket_centre(self.values.index(str(v)), len(self.values))
 
     def from_unit(self, u: float) -> str:
-        k = len(self.values)
-        return self.values[int(round(min(max(u, 0.0), 1.0) * (k - 1)))]
+        return self.values[bucket_index(u, len(self.values))]
 
 
 Param = Union[FloatParam, IntParam, CategoricalParam]

@@ -49,6 +49,7 @@ class Budget:
     parallel_trials: int = 4
     max_attempts: int = 3
     max_failed_trials: int = 3  # consecutive failures that end the study (0: never)
+    algorithm: str = "gp"      # proposal engine: "gp" (Saga's), "gpyopt" (the thesis's), "random"
 
     def trials_for(self, phase: str) -> int:
         return self.trials_per_phase.get(phase, self.default_trials)
@@ -139,7 +140,7 @@ def from_contract(c: trial_contract.StudySpec) -> StudySpec:
     b = c.budget
     budget = Budget(trials_per_phase=mapping, default_trials=default, initial_points=b.initial_points,
                     parallel_trials=b.parallel_trials, max_attempts=b.max_attempts,
-                    max_failed_trials=b.max_failed_trials)
+                    max_failed_trials=b.max_failed_trials, algorithm=b.algorithm)
     nc, es = c.stopping.nonconvergence, c.stopping.early_stopping
     stopping = Stopping(nc.enabled, nc.metric, nc.threshold, nc.epochs,
                         es.enabled, es.metric, es.patience, es.min_delta)

@@ -1,6 +1,6 @@
 """The GP surrogate and Expected Improvement of a one- or two-dimensional phase (thesis figure 4.9),
 as GPyOpt's ``plot_acquisition`` draws them: refit from the phase's stored observations with the
-optimizer's own proposer, evaluated on a grid.
+optimizer's own proposer (the study's ``budget.algorithm``), evaluated on a grid.
 
 Parameters with a single possible value do not count as dimensions (they are held at that value).
 Values are the objective as the study states it (validation accuracy up).
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizer_svc.proposer import GPProposer, derive_seed
+from optimizer_svc.proposer import derive_seed, make_proposer
 from optimizer_svc.space import CategoricalParam, FloatParam, IntParam, Param
 
 from .convergence import observations, phase_params
@@ -53,7 +53,9 @@ def surface(study: Study, phase: Phase) -> tuple[Surface | None, str]:
     points = [{**fixed, **{p.name: axes[d][int(idx[d])] for d, p in enumerate(varying)}}
               for idx in zip(*(m.ravel() for m in mesh))]
     spec_seed = int(study.spec.get("seed", 0))
-    proposer = GPProposer(params, derive_seed(spec_seed, study.id, phase.index), initial_points=0)
+    algorithm = (study.spec.get("budget") or {}).get("algorithm", "gp")
+    proposer = make_proposer(params, seed=derive_seed(spec_seed, study.id, phase.index), initial_points=0,
+                             random_only=False, algorithm="gpyopt" if algorithm == "gpyopt" else "gp")
     mean, std, ei = proposer.surface(obs, points)
     sign = 1.0 if study.maximize else -1.0
     shape = tuple(len(a) for a in axes)

@@ -54,6 +54,9 @@ SEED_BACKBONES: tuple[str, ...] = ("Xception", "VGG16", "VGG19", "ResNet50", "In
                                    "DenseNet121", "DenseNet169", "DenseNet201")
 SEED_OPTIMIZERS: tuple[str, ...] = OPTIMIZERS[:7]
 
+# Proposal engines a study can name in budget.algorithm (optimizer_svc.proposer implements them).
+ALGORITHMS = ("gp", "gpyopt", "random")
+
 
 def did_you_mean(name: object, known: Iterable[str]) -> str:
     """`` (did you mean X?)`` for the closest known name, ignoring case; empty when none is close."""

@@ -18,7 +18,7 @@ from .limits import (MAX_ATTEMPTS, MAX_BACKBONE_OPTIONS, MAX_DEPTH, MAX_EPOCHS, 
                      MAX_TRIALS_PER_PHASE, depth)
 from .metrics import EPOCH_METRICS, OBJECTIVE_METRICS, Goal
 from .recipe import Recipe
-from .registry import BACKBONES, did_you_mean, unknown_name
+from .registry import ALGORITHMS, BACKBONES, did_you_mean, unknown_name
 from .space import parse_space
 from .uris import check_store_uri, is_s3
 
@@ -96,6 +96,8 @@ class BudgetSection(Strict):
     max_attempts: int = Field(3, ge=1, le=MAX_ATTEMPTS)
     # Consecutive failed trials after which the study ends with the last reason (0: never).
     max_failed_trials: int = Field(3, ge=0, le=MAX_FAILED_TRIALS)
+    # The proposal engine: Saga's GP (default), the thesis's GPyOpt GP + EI, or random search.
+    algorithm: Literal[ALGORITHMS] = "gp"
 
 
 class NonconvergenceSection(Strict):

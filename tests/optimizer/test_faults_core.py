@@ -11,6 +11,7 @@ from optimizer_svc import schema
 from optimizer_svc.core import OptimizerCore
 from optimizer_svc.db import Database
 from optimizer_svc.errors import FailedPrecondition, ResourceExhausted
+from optimizer_svc.gp import GaussianProcess
 from optimizer_svc.gpyopt_backend import GPEISuggester
 from optimizer_svc.storage_errors import storage_error
 
@@ -76,12 +77,17 @@ def test_a_grant_nobody_received_goes_back_without_using_an_attempt(core):
     assert not core.release_grant(again.id, lease.id)
 
 
-def test_a_failing_gp_fit_falls_back_to_a_random_point_and_is_counted(core, monkeypatch):
-    study = core.create_study(small_spec(budget={"trials_per_phase": 5, "initial_points": 2, "parallel_trials": 1}))
+@pytest.mark.parametrize("algorithm", ["gp", "gpyopt"])
+def test_a_failing_gp_fit_falls_back_to_a_random_point_and_is_counted(core, monkeypatch, algorithm):
+    study = core.create_study(small_spec(budget={"trials_per_phase": 5, "initial_points": 2, "parallel_trials": 1,
+                                                 "algorithm": algorithm}))
 
     def broken(self, *a, **k):
         raise ValueError("LinAlgError: not positive definite")
-    monkeypatch.setattr(GPEISuggester, "suggest", broken)
+    if algorithm == "gpyopt":
+        monkeypatch.setattr(GPEISuggester, "suggest", broken)
+    else:
+        monkeypatch.setattr(GaussianProcess, "fit", broken)
     for _ in range(5):
         run_trial(core, *core.lease_trial("w", study.id))
     assert core.metrics.proposal_fallbacks._value.get() == 3  # every proposal after the initial two
