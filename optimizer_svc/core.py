@@ -110,6 +110,8 @@ class OptimizerCore:
             self._expire_locked()
             studies = [self.db.study(study_id)] if study_id else self.db.studies((ACTIVE,))
             studies = [s for s in studies if s is not None and s.state == ACTIVE]
+            # A custom model's trials go only to the client that asks for its study (saga.sdk).
+            studies = [s for s in studies if study_id or not self._spec(s).custom]
             for s in sorted(studies, key=lambda s: s.seq):
                 spec = self._spec(s)
                 if self.db.count(s.id, states=("RUNNING",)) >= spec.budget.parallel_trials:

@@ -18,6 +18,13 @@ from .errors import InvalidArgument
 from .space import CategoricalParam, FloatParam, IntParam, Param, parse_param
 
 STRATEGIES = ("shared", "separate", "separate_steps", "joint", "random")
+# "transfer": Saga's trainers build and train the image classifier. "custom": the user's own code
+# trains any model through the Python API's ask/tell (saga.sdk); the search space is only what the
+# spec gives, one phase ("joint" GP or "random"), and only a client asking for the study by its id
+# leases its trials, so trainer workers never receive them.
+FAMILIES = ("transfer", "custom")
+CUSTOM_STRATEGIES = ("joint", "random")
+CUSTOM_DEFAULT_EPOCHS = 100
 SEED_BACKBONES = ("Xception", "VGG16", "VGG19", "ResNet50", "InceptionV3", "InceptionResNetV2",
                   "DenseNet121", "DenseNet169", "DenseNet201")
 SEED_OPTIMIZERS = ("SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "Adamax", "Nadam")
@@ -76,6 +83,10 @@ class StudySpec:
 
     def to_json(self) -> str:
         return json.dumps(self.raw, sort_keys=True)
+
+    @property
+    def custom(self) -> bool:
+        return self.model.get("family") == "custom"
 
     @property
     def extras(self) -> list[Param]:
@@ -139,13 +150,17 @@ def parse_spec(spec: str | dict[str, Any]) -> StudySpec:
     if not isinstance(given_space, dict):
         raise InvalidArgument("search_space: must be a mapping of parameter name to definition")
     raw["search_space"] = {**_defaults()["search_space"], **given_space}
+    custom = isinstance(raw["model"], dict) and raw["model"].get("family") == "custom"
+    if custom:
+        raw["search_space"] = dict(given_space)  # no roles: the user's model has its own parameters
+        raw["strategy"] = spec.get("strategy", "joint")
 
     name = raw["name"]
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise InvalidArgument("name: must be a non-empty string of at most 200 characters")
     dataset = _section(raw, "dataset")
     uri = dataset.get("uri")
-    if not isinstance(uri, str) or not uri.strip():
+    if not (custom and uri is None) and (not isinstance(uri, str) or not uri.strip()):
         raise InvalidArgument("dataset.uri: required (s3://bucket/prefix or a local directory)")
     for key in ("train", "validation", "test"):
         if not isinstance(dataset[key], (str, type(None))):
@@ -153,8 +168,8 @@ def parse_spec(spec: str | dict[str, Any]) -> StudySpec:
     if not dataset["train"] or not dataset["validation"]:
         raise InvalidArgument("dataset: train and validation splits are required")
     model = _section(raw, "model")
-    if model["family"] != "transfer":
-        raise InvalidArgument(f"model.family: only 'transfer' is supported, got {model['family']!r}")
+    if model["family"] not in FAMILIES:
+        raise InvalidArgument(f"model.family: must be one of {list(FAMILIES)}, got {model['family']!r}")
     if model["weights"] is not None and not (isinstance(model["weights"], str) and model["weights"]):
         raise InvalidArgument("model.weights: 'imagenet', null, or the URI of a weights file")
     _int_at_least(model, "image_size", 16, "model")
@@ -168,9 +183,11 @@ def parse_spec(spec: str | dict[str, Any]) -> StudySpec:
     strategy = raw["strategy"]
     if strategy not in STRATEGIES:
         raise InvalidArgument(f"strategy: must be one of {list(STRATEGIES)}, got {strategy!r}")
-
-    params, layer = _parse_space(raw["search_space"], strategy, "delimiting_layer" in given_space)
-    raw["search_space"]["delimiting_layer"] = {"type": layer.type, "low": layer.low, "high": layer.high}
+    if custom:
+        params, layer = _parse_custom_space(raw["search_space"], strategy)
+    else:
+        params, layer = _parse_space(raw["search_space"], strategy, "delimiting_layer" in given_space)
+        raw["search_space"]["delimiting_layer"] = {"type": layer.type, "low": layer.low, "high": layer.high}
     objective = _section(raw, "objective")
     if not isinstance(objective["metric"], str) or not objective["metric"]:
         raise InvalidArgument("objective.metric: must be a metric name such as 'val_accuracy'")
@@ -182,6 +199,9 @@ def parse_spec(spec: str | dict[str, Any]) -> StudySpec:
     _int_at_least(training, "head_epochs", 1, "training")
     _int_at_least(training, "finetune_epochs", 1, "training")
     _int_at_least(training, "batch_size", 1, "training")
+    if custom:
+        training.setdefault("epochs", CUSTOM_DEFAULT_EPOCHS)
+        _int_at_least(training, "epochs", 1, "training")
     depth = training["default_delimiting_depth"]
     if isinstance(depth, bool) or not isinstance(depth, (int, float)) or not 0 <= depth <= 1:
         raise InvalidArgument("training.default_delimiting_depth: must be a number in [0, 1]")
@@ -209,6 +229,20 @@ def _int_at_least(d: dict, key: str, low: int, where: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < low:
         raise InvalidArgument(f"{where}.{key}: must be an integer >= {low}, got {v!r}")
     return v
+
+
+def _parse_custom_space(space: dict, strategy: str) -> tuple[dict[str, Param], LayerSpace]:
+    if strategy not in CUSTOM_STRATEGIES:
+        raise InvalidArgument(f"strategy: a custom model is searched in one phase: {list(CUSTOM_STRATEGIES)}, "
+                              f"got {strategy!r}")
+    if not space:
+        raise InvalidArgument("search_space: a custom model needs at least one parameter")
+    params: dict[str, Param] = {}
+    for name, definition in space.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InvalidArgument(f"search_space.{name}: parameter names must be identifiers")
+        params[name] = parse_param(name, definition, f"search_space.{name}")
+    return params, LayerSpace("relative", 0.0, 1.0)  # no delimiting layer; unused
 
 
 def _parse_space(space: dict, strategy: str, user_given: bool) -> tuple[dict[str, Param], LayerSpace]:

@@ -71,6 +71,8 @@ def _renamed(p: Param, name: str) -> Param:
 def phase_params(spec: StudySpec, phase: str, ctx: PhaseContext) -> list[Param]:
     """The parameters a phase searches over."""
     P = spec.params
+    if spec.custom:
+        return list(P.values())
     if phase == "layer":
         lp = layer_param(spec.layer, ctx.layer_high)
         # Without a known bound the layer phase falls back to a relative depth.
@@ -117,6 +119,9 @@ def build_task(spec: StudySpec, *, study_id: str, trial_id: str, attempt: int, p
     """The task a worker runs for one trial (schema: docs/TRIAL_TASK.md)."""
     p = {**ctx.fixed, **parameters}
     tr = spec.training
+    if spec.custom:
+        return _custom_task(spec, study_id=study_id, trial_id=trial_id, attempt=attempt, phase_index=phase_index,
+                            phase=phase, parameters=p, artifacts_uri=artifacts_uri)
     head = {"name": "head", "optimizer": p.get("head_optimizer", p.get("optimizer")),
             "learning_rate": p.get("head_learning_rate", p.get("learning_rate")),
             "max_epochs": tr["head_epochs"]}
@@ -145,6 +150,24 @@ def build_task(spec: StudySpec, *, study_id: str, trial_id: str, attempt: int, p
         "start_from": start_from,
         "training": dict(tr),
         "hyperparameters": extras,
+        "objective": {"metric": spec.objective_metric, "goal": "maximize" if spec.maximize else "minimize"},
+        "seed": spec.seed,
+        "artifacts_uri": artifacts_uri,
+    }
+
+
+def _custom_task(spec: StudySpec, *, study_id: str, trial_id: str, attempt: int, phase_index: int, phase: str,
+                 parameters: dict[str, Any], artifacts_uri: str) -> dict[str, Any]:
+    """A custom model's trial: its parameters and one training step; the user's code does the rest."""
+    return {
+        "study_id": study_id, "trial_id": trial_id, "attempt": attempt,
+        "phase": {"index": phase_index, "name": phase},
+        "dataset": dict(spec.dataset),
+        "model": dict(spec.model),
+        "steps": [{"name": "train", "max_epochs": spec.training["epochs"]}],
+        "start_from": None,
+        "training": dict(spec.training),
+        "hyperparameters": dict(parameters),
         "objective": {"metric": spec.objective_metric, "goal": "maximize" if spec.maximize else "minimize"},
         "seed": spec.seed,
         "artifacts_uri": artifacts_uri,
