@@ -26,6 +26,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="0 (default): each process serves Prometheus metrics on a free port; -1: none")
     p.add_argument("--model-name", default="saga", help="model name served from STORE/models (default saga)")
     p.add_argument("--no-serving", action="store_true", help="do not start the serving endpoint")
+    p.add_argument("--dashboard-port", type=int, default=8080, help="web dashboard port (default 8080; 0: any; -1: none)")
+    p.add_argument("--dashboard-actions", action="store_true",
+                   help="let the dashboard stop studies and export best trials to STORE/models")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         config = StackConfig(dir=root, store=args.store or str(root / "store"), workers=args.workers,
                              host=args.host, optimizer_port=args.optimizer_port, optimizer_metrics_port=m,
                              trainer_metrics_ports=m, grpc_port=args.grpc_port, rest_port=args.rest_port,
-                             serving_metrics_port=m, model_name=args.model_name, serving=not args.no_serving)
+                             serving_metrics_port=m, model_name=args.model_name, serving=not args.no_serving,
+                             dashboard_port=args.dashboard_port, dashboard_actions=args.dashboard_actions)
     except ValueError as e:
         print(f"saga up: {e}", file=sys.stderr)
         return 2
