@@ -36,6 +36,7 @@ COPY trainer_svc ./trainer_svc
 COPY serving ./serving
 COPY datastore ./datastore
 COPY report ./report
+COPY dashboard ./dashboard
 # --no-build-isolation: build with the locked setuptools, not whatever PyPI serves today.
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
     && /opt/venv/bin/saga --help > /dev/null
@@ -128,6 +129,7 @@ COPY trainer_svc ./trainer_svc
 COPY serving ./serving
 COPY datastore ./datastore
 COPY report ./report
+COPY dashboard ./dashboard
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
     && /opt/venv/bin/saga --help > /dev/null \
     && rm -rf /src \

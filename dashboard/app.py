@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -34,6 +35,7 @@ from optimizer_svc.errors import FailedPrecondition, InvalidArgument, NotFound, 
 from .backend import Backend
 from .config import MODEL_NAME, Access, DashboardConfig
 from .live import relay
+from .metrics import Metrics
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 4096
@@ -55,9 +57,19 @@ def _optimizer_error(e: OptimizerError) -> JSONResponse:
     return _error(502, str(e))
 
 
-def make_app(config: DashboardConfig, backend: Backend | None = None) -> Starlette:
+def make_app(config: DashboardConfig, backend: Backend | None = None, metrics: Metrics | None = None) -> Starlette:
     backend = backend or Backend(config)
+    metrics = metrics or Metrics()
     access = Access(config)
+
+    def measured(route: str, handler):
+        async def timed(request: Request) -> Response:
+            started = time.perf_counter()
+            response = await handler(request)
+            metrics.requests.labels(route, str(response.status_code)).inc()
+            metrics.seconds.labels(route).observe(time.perf_counter() - started)
+            return response
+        return timed
 
     async def call(fn, *args) -> Response:
         try:
@@ -65,20 +77,20 @@ def make_app(config: DashboardConfig, backend: Backend | None = None) -> Starlet
         except OptimizerError as e:
             return _optimizer_error(e)
 
-    def readable(handler):
+    def readable(route: str, handler):
         async def guarded(request: Request) -> Response:
             if not access.may_read(request):
                 return _error(401, "not allowed to read")
             return await handler(request)
-        return guarded
+        return measured(route, guarded)
 
-    def acting(handler):
+    def acting(route: str, handler):
         async def guarded(request: Request) -> Response:
             allowed, why = access.may_act(request)
             if not allowed:
                 return _error(403, why)
             return await handler(request)
-        return guarded
+        return measured(route, guarded)
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
@@ -101,7 +113,15 @@ def make_app(config: DashboardConfig, backend: Backend | None = None) -> Starlet
             stream = await run_in_threadpool(backend.watch, request.path_params["study_id"])
         except OptimizerError as e:
             return _optimizer_error(e)
-        return StreamingResponse(relay(stream), media_type="text/event-stream",
+        async def counted():
+            metrics.live_streams.inc()
+            try:
+                async for chunk in relay(stream):
+                    yield chunk
+            finally:
+                metrics.live_streams.dec()
+
+        return StreamingResponse(counted(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def stop(request: Request) -> Response:
@@ -134,16 +154,20 @@ def make_app(config: DashboardConfig, backend: Backend | None = None) -> Starlet
         found = backend.jobs.get(request.path_params["job_id"])
         return JSONResponse(found.view()) if found else _error(404, "no such export job")
 
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
     routes = [
-        Route("/", readable(index)),
-        Route("/api/config", readable(settings)),
-        Route("/api/studies", readable(studies)),
-        Route("/api/studies/{study_id}", readable(study)),
-        Route("/api/studies/{study_id}/insight", readable(insight)),
-        Route("/api/studies/{study_id}/events", readable(events)),
-        Route("/api/studies/{study_id}/stop", acting(stop), methods=["POST"]),
-        Route("/api/studies/{study_id}/export", acting(export), methods=["POST"]),
-        Route("/api/jobs/{job_id}", readable(job)),
+        Route("/", readable("index", index)),
+        Route("/healthz", health),  # the process answers; the optimizer may still be away
+        Route("/api/config", readable("config", settings)),
+        Route("/api/studies", readable("studies", studies)),
+        Route("/api/studies/{study_id}", readable("study", study)),
+        Route("/api/studies/{study_id}/insight", readable("insight", insight)),
+        Route("/api/studies/{study_id}/events", readable("events", events)),
+        Route("/api/studies/{study_id}/stop", acting("stop", stop), methods=["POST"]),
+        Route("/api/studies/{study_id}/export", acting("export", export), methods=["POST"]),
+        Route("/api/jobs/{job_id}", readable("job", job)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     @contextlib.asynccontextmanager

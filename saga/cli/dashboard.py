@@ -24,6 +24,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "(env SAGA_DASHBOARD_ACTIONS=true; default: read-only)")
     p.add_argument("--export-to", default=env("SAGA_MODEL_BASE"),
                    help="model base URI the export action writes to (env SAGA_MODEL_BASE)")
+    p.add_argument("--metrics-port", type=int, default=int(env("SAGA_METRICS_PORT", "-1")),
+                   help="Prometheus metrics port (env SAGA_METRICS_PORT; -1, the default, disables)")
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM); needs --tls-key")
     p.add_argument("--tls-key", help="private key (PEM) of --tls-cert")
 
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from dashboard.server import serve
 
     try:
-        serve(config, ready=lambda line: print(line, flush=True))
+        serve(config, ready=lambda line: print(line, flush=True),
+              metrics_port=None if args.metrics_port < 0 else args.metrics_port)
     except OSError as e:
         print(f"saga dashboard: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
         return 1
