@@ -78,6 +78,7 @@ class Watcher:
         self.optimizer = optimizer
         self.estimate = Estimate()
         self.tasks: dict[str, dict] = {}
+        self.shown: dict[str, int] = {}  # trial id -> epochs already printed (of its current attempt)
         self._status = ""
         self._parallel = 1
         self._objective = "value"
@@ -145,25 +146,35 @@ class Watcher:
         if ev.event == "trial_finished":
             self.estimate.add(trial)
             self.tasks.pop(trial.id, None)
+            self.shown.pop(trial.id, None)
             value = f"{self._objective} {trial.value:.4f}" if trial.has_value else "no value"
             why = trial.stop_reason or first_line(trial.error)
             return (f"trial {trial.number} {state_name(trial.state)}: {value}" + (f" ({why})" if why else "")
                     + f" [{params_text(trial)}]")
         if ev.event == "trial_requeued":
+            self.shown.pop(trial.id, None)  # the next attempt reports from its first epoch
             return f"trial {trial.number} re-queued: {first_line(trial.error) or 'lease lost'}"
         return ""
 
     def _epoch_line(self, trial: pb.Trial) -> str:
+        """Every epoch the trial reported since the last line about it (events can arrive after several
+        epochs of a fast trial, or after a re-queue), each once, in order."""
         full = self.client.get_trial(trial.id)
         measured = [m for m in full.measurements if m.step and m.metrics and m.attempt == full.attempt]
-        if not measured:
-            return ""  # a heartbeat
-        m = measured[-1]
+        shown = self.shown.get(trial.id, 0)
+        if len(measured) <= shown:
+            return ""  # a heartbeat, or an epoch already shown
+        self.shown[trial.id] = len(measured)
         task = self.tasks.setdefault(trial.id, json.loads(full.task_json) if full.task_json else {})
-        limit = next((s.get("max_epochs") for s in task.get("steps", []) if s.get("name") == m.step), None)
-        shown = ", ".join(f"{k} {m.metrics[k]:.4f}" for k in (self._objective, "val_loss", "loss")
-                          if k in m.metrics)
-        return f"  trial {trial.number} {m.step} epoch {m.epoch + 1}" + (f"/{limit}" if limit else "") + f": {shown}"
+        limits = {s.get("name"): s.get("max_epochs") for s in task.get("steps", [])}
+        lines = []
+        for m in measured[shown:]:
+            values = ", ".join(f"{k} {m.metrics[k]:.4f}" for k in (self._objective, "val_loss", "loss")
+                               if k in m.metrics)
+            limit = limits.get(m.step)
+            lines.append(f"  trial {trial.number} {m.step} epoch {m.epoch + 1}" + (f"/{limit}" if limit else "")
+                         + f": {values}")
+        return "\n".join(lines)
 
 
 def summary(client: OptimizerClient, study: pb.Study, optimizer: str = DEFAULT_OPTIMIZER) -> list[str]:

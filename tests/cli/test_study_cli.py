@@ -34,7 +34,7 @@ def test_watch_follows_every_trial_and_ends_with_the_best_parameters_and_what_to
     worker.join(30)
     assert watch.returncode == 0, err
     assert "trial 0 (" in out and "started on cli-worker: backbone=" in out
-    assert "  trial 0 head epoch 1/3: val_accuracy" in out      # per-epoch progress
+    assert "  trial 0 head epoch 1/3: val_accuracy" in out, out  # per-epoch progress
     assert "trial 0 succeeded: val_accuracy 0." in out or "trial 0 stopped_early: val_accuracy" in out
     assert "phase 1 'layer' started: 2 trials" in out
     assert "left" in out                                          # an estimate once a trial has ended
