@@ -128,8 +128,6 @@ def make_app(config: DashboardConfig, backend: Backend | None = None, metrics: M
         return await call(backend.stop, request.path_params["study_id"])
 
     async def export(request: Request) -> Response:
-        if not config.export_to:
-            return _error(409, "no export target: start the dashboard with --export-to MODEL_BASE_URI")
         body = await request.body()
         if len(body) > MAX_BODY:
             return _error(400, f"request body larger than {MAX_BODY} bytes")
@@ -140,6 +138,8 @@ def make_app(config: DashboardConfig, backend: Backend | None = None, metrics: M
         name = doc.get("model_name") if isinstance(doc, dict) else None
         if not isinstance(name, str) or not MODEL_NAME.match(name):
             return _error(400, "model_name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        if not config.export_to:
+            return _error(409, "no export target: start the dashboard with --export-to MODEL_BASE_URI")
         study_id = request.path_params["study_id"]
         try:
             best = await run_in_threadpool(backend.client.best_trial, study_id)

@@ -20,6 +20,7 @@ from tests.report.conftest import report_spec, run_workers
 from tests.report.workers import PlateauWorker
 
 CLASSES = ["polyps", "ulcerative-colitis", "normal-cecum"]
+TRIALS_PER_PHASE = 4  # three phases (separate_steps): head, finetune, layer
 ARTIFACTS = Path(os.environ.get("SAGA_TEST_ARTIFACTS", ".saga/test-artifacts")) / "dashboard"
 
 
@@ -101,7 +102,9 @@ def stack(tmp_path_factory):
     server.start()
     target = f"127.0.0.1:{port}"
     client = OptimizerClient(target)
-    study = client.create_study(report_spec(name="finished kvasir study"))
+    spec = report_spec(name="finished kvasir study")
+    spec["budget"]["trials_per_phase"] = TRIALS_PER_PHASE
+    study = client.create_study(spec)
     run_workers(target, study.id, [EvaluatedWorker(target, study.id, f"worker-{i}", store=root / "store")
                                    for i in range(2)])
     assert client.get_study(study.id).state == pb.STUDY_COMPLETED

@@ -10,10 +10,11 @@ import shutil
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from saga.v1 import optimizer_pb2 as pb
-from tests.dashboard.conftest import ARTIFACTS, wait_for
+from tests.dashboard.conftest import ARTIFACTS, TRIALS_PER_PHASE, wait_for
 from tests.report.browser import chromium
 from tests.report.conftest import report_spec
 
@@ -42,8 +43,13 @@ def errors(driver) -> list[str]:
 
 
 def text(driver, css: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found else ""
+    """The text of the first match, "" when none; live updates replace elements, so a stale one is
+    read again by the caller's next poll."""
+    try:
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        return found[0].text if found else ""
+    except StaleElementReferenceException:
+        return ""
 
 
 def charts_drawn(driver, ids: list[str]) -> bool:
@@ -54,7 +60,8 @@ def test_the_studies_page_lists_every_study(stack, browser):
     browser.get(stack.url)
     row = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, f"tr[data-study='{stack.finished}']"),
                    what="the finished study's row")[0]
-    assert "completed" in row.text and "15/15" in row.text
+    total = 3 * TRIALS_PER_PHASE
+    assert "completed" in row.text and f"{total}/{total}" in row.text
     best = stack.client.best_trial(stack.finished)
     assert f"{best.value:.4f}" in row.text
     browser.save_screenshot(str(ARTIFACTS / "studies.png"))
@@ -63,7 +70,8 @@ def test_the_studies_page_lists_every_study(stack, browser):
 
 def test_a_finished_study_shows_its_analysis_trials_and_evaluation(stack, browser):
     browser.get(f"{stack.url}#/study/{stack.finished}")
-    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#trials-table tbody tr")) == 15, what="15 trial rows")
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#trials-table tbody tr")) == 3 * TRIALS_PER_PHASE,
+             what="a row per trial")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#evaluation-body table"), timeout=180,
              what="the best trial's evaluation (needs the GP refit)")
     wait_for(lambda: charts_drawn(browser, ["best-chart", "curves-chart", "parallel-chart", "importance-chart",
@@ -112,7 +120,7 @@ def test_a_running_study_updates_live_and_stops_from_the_page(stack, browser):
     wait_for(lambda: "stopped" in text(browser, "#head .state"), what="the stopped state on the page")
     assert stack.client.get_study(study.id).state == pb.STUDY_STOPPED
     assert stack.client.get_study(study.id).message == "stopped from the dashboard"
-    wait_for(lambda: browser.find_element(By.ID, "stop-study").get_attribute("disabled") is not None,
+    wait_for(lambda: browser.execute_script("return document.getElementById('stop-study').disabled"),
              what="the stop button to be disabled")
     browser.save_screenshot(str(ARTIFACTS / "stopped-study.png"))
     assert errors(browser) == []

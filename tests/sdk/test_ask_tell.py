@@ -18,7 +18,7 @@ def custom_spec(**over) -> dict:
                              "dropout": {"type": "float", "low": 0.0, "high": 0.5},
                              "activation": {"type": "categorical", "values": ["relu", "tanh"]}},
             "objective": {"metric": "val_accuracy", "goal": "maximize"},
-            "budget": {"trials_per_phase": 6, "initial_points": 3, "parallel_trials": 2},
+            "budget": {"trials_per_phase": 4, "initial_points": 3, "parallel_trials": 2},
             "stopping": {"nonconvergence": {"threshold": 0.3, "epochs": 2}, "early_stopping": {"patience": 2}},
             "training": {"epochs": 6}, "seed": 3}
     spec.update(over)
@@ -52,18 +52,18 @@ def test_ask_tell_runs_a_custom_study_to_its_end(service):
     assert study.state == "COMPLETED"
     assert stopped_early >= 1  # the plateau ends every trial by early stopping after 5 epochs at most
     trials = study.trials
-    assert len(trials) == 6 and all(t.state in ("SUCCEEDED", "STOPPED_EARLY") for t in trials)
+    assert len(trials) == 4 and all(t.state in ("SUCCEEDED", "STOPPED_EARLY") for t in trials)
     best = max(trials, key=lambda t: t.value)
     assert study.best_trial.id == best.id and study.best_params == best.params
     assert study.best_value == pytest.approx(max(accuracy(best.params, e) for e in range(6)))
     df = study.trials_dataframe()
-    assert list(df.index) == list(range(6))
+    assert list(df.index) == list(range(4))
     assert {"params_units", "params_dropout", "params_activation", "value", "state", "ended_by"} <= set(df.columns)
     assert df.loc[best.number, "value"] == best.value
     assert df.loc[best.number, "params_units"] == best.params["units"]
     log = io.StringIO()
     study.wait(progress=True, out=log)  # an ended study returns at once, with its trials listed
-    assert log.getvalue().count("trial ") == 6 and "completed: 6/6" in log.getvalue()
+    assert log.getvalue().count("trial ") == 4 and "completed: 4/4" in log.getvalue()
 
 
 def test_an_exception_fails_the_trial_and_a_retry_reruns_it(service):
@@ -83,7 +83,8 @@ def test_an_exception_fails_the_trial_and_a_retry_reruns_it(service):
 
 def test_optimize_calls_the_objective_until_the_budget_is_spent(service):
     target, _ = service
-    study = Study.create(custom_spec(strategy="random", budget={"trials_per_phase": 3}), optimizer=target)
+    study = Study.create(custom_spec(strategy="random", budget={"trials_per_phase": 3, "initial_points": 1}),
+                         optimizer=target)
     seen = []
     study.optimize(lambda trial: seen.append(trial.params) or accuracy(trial.params, 2))
     assert len(seen) == 3 and study.state == "COMPLETED"
