@@ -27,8 +27,9 @@ def event_json(ev: pb.WatchStudyResponse) -> dict[str, Any]:
         "state": pb.StudyState.Name(study.state).removeprefix("STUDY_"),
         "finished": sum(p.trials_finished for p in study.phases), "total": sum(p.budget for p in study.phases),
         "running": study.trial_counts.get("TRIAL_RUNNING", 0),
-        "trial": {"id": trial.id, "number": trial.number, "state": pb.TrialState.Name(trial.state).removeprefix("TRIAL_"),
-                  "params": parameters(trial), "value": trial.value if trial.has_value else None} if trial.id else None,
+        "trial": {"id": trial.id, "number": trial.number,
+                  "state": pb.TrialState.Name(trial.state).removeprefix("TRIAL_"), "params": parameters(trial),
+                  "value": trial.value if trial.has_value else None} if trial.id else None,
         "best": {"id": ev.best_trial.id, "value": ev.best_trial.value} if ev.HasField("best_trial") else None,
     }
 
@@ -44,7 +45,8 @@ async def relay(call) -> AsyncIterator[str]:
                 loop.call_soon_threadsafe(queue.put_nowait, event_json(ev))
         except grpc.RpcError as e:
             if e.code() != grpc.StatusCode.CANCELLED:
-                loop.call_soon_threadsafe(queue.put_nowait, {"event": "failure", "message": e.details() or e.code().name})
+                failure = {"event": "failure", "message": e.details() or e.code().name}
+                loop.call_soon_threadsafe(queue.put_nowait, failure)
         except RuntimeError:  # the loop closed while the server shut down
             return
         try:

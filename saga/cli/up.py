@@ -26,7 +26,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="0 (default): each process serves Prometheus metrics on a free port; -1: none")
     p.add_argument("--model-name", default="saga", help="model name served from STORE/models (default saga)")
     p.add_argument("--no-serving", action="store_true", help="do not start the serving endpoint")
-    p.add_argument("--dashboard-port", type=int, default=8080, help="web dashboard port (default 8080; 0: any; -1: none)")
+    p.add_argument("--dashboard-port", type=int, default=8080,
+                   help="web dashboard port (default 8080; 0: any; -1: none)")
     p.add_argument("--dashboard-actions", action="store_true",
                    help="let the dashboard stop studies and export best trials to STORE/models")
 

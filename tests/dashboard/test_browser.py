@@ -26,8 +26,9 @@ def browser():
         raise AssertionError("chromedriver is not installed: `make test` installs it (apt-get install chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,2400",
-                 "--disable-background-networking", "--no-first-run", "--disable-component-update"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1400,2400", "--disable-background-networking", "--no-first-run",
+                 "--disable-component-update"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
