@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from typing import Any
 
 from optimizer_svc.client import OptimizerClient, parameters
@@ -43,7 +44,8 @@ class Trial:
         self.finished = False
         self._lock = threading.Lock()
         self._done = threading.Event()
-        lease_s = max(1.0, lease.deadline.seconds - trial.start_time.seconds) if trial.start_time.seconds else 60.0
+        # The lease runs from now to its deadline (the optimizer's clock; a skew of seconds is harmless).
+        lease_s = max(3.0, lease.deadline.seconds + lease.deadline.nanos / 1e9 - time.time())
         self._beat = threading.Thread(target=self._heartbeat, args=(lease_s / 3,), name=f"lease-{trial.id}",
                                       daemon=True)
         self._beat.start()

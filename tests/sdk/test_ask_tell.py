@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 
 import pytest
 
@@ -108,3 +109,13 @@ def test_errors_are_exceptions_naming_what_is_wrong(service):
     trial.infeasible("loss became NaN")
     with pytest.raises(RuntimeError, match="already finished"):
         trial.complete()
+
+
+def test_the_lease_is_kept_alive_while_an_epoch_takes_longer_than_the_lease(service):
+    target, _ = service
+    study = Study.create(custom_spec(lease={"timeout_seconds": 2}, budget={"trials_per_phase": 1}),
+                         optimizer=target)
+    trial = study.ask(timeout=30)
+    time.sleep(5)  # one long epoch: without the heartbeat the lease expires and the report is refused
+    assert trial.report(0, {"val_accuracy": 0.8})
+    assert trial.complete().value == 0.8
