@@ -68,6 +68,7 @@ COPY serving ./serving
 COPY datastore ./datastore
 COPY report ./report
 COPY trial_contract ./trial_contract
+COPY dashboard ./dashboard
 # --no-build-isolation: build with the locked setuptools, not whatever PyPI serves today.
 RUN /opt/venv/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /dist .
 

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv sysdeps images test-images test demo proto lock bench bench-images bench-peers clean
+.PHONY: venv sysdeps images test-images test demo proto lock bench bench-images bench-peers clean vendor
 
 venv: $(STAMP)
 
@@ -16,18 +16,21 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# Debian tools the tests use: Chromium opens the HTML of `saga report` (tests/report); podman,
-# buildah, runc and debootstrap build the images and run them as the manifests do (tests/deploy,
-# skipped with the reason where they are missing). As root, `make` installs whatever is missing.
+# Debian tools the tests use: Chromium opens the HTML of `saga report` (tests/report) and
+# chromium-driver lets Selenium drive it through the dashboard (tests/dashboard); podman, buildah,
+# runc and debootstrap build the images and run them as the manifests do (tests/deploy, skipped with
+# the reason where they are missing). As root, `make` installs whatever is missing.
 CONTAINER_TOOLS := podman buildah runc debootstrap
 sysdeps:
-	@missing=""; for tool in chromium $(CONTAINER_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	@missing=""; for tool in chromium chromedriver $(CONTAINER_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
+	packages=$$(echo "$$missing" | sed 's/chromedriver/chromium-driver/'); \
 	if [ "$$(id -u)" = 0 ]; then \
-	  echo "installing$$missing (apt-get)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	elif ! command -v chromium >/dev/null; then \
-	  echo "chromium is missing: run 'sudo apt-get install chromium' (the report tests open pages in it)" >&2; \
+	  echo "installing$$packages (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$packages >/dev/null; \
+	elif ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  echo "chromium or chromedriver is missing: run 'sudo apt-get install chromium chromium-driver'" \
+	       "(the report and dashboard tests open pages in it)" >&2; \
 	  exit 1; \
 	else \
 	  echo "note:$$missing missing ('sudo apt-get install$$missing'): the container tests will be skipped"; \
@@ -58,6 +61,11 @@ demo: venv
 # Regenerates the gRPC stubs in saga/v1 from proto/saga/v1/*.proto.
 proto: venv
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/saga/v1/optimizer.proto
+
+# Re-fetches the dashboard's charting library from npm (versions and checksums: dashboard/static/vendor/vendor.json).
+# The file is committed, so a fresh clone needs no npm; run this only to change the version.
+vendor: venv
+	$(PY) -m dashboard.vendor
 
 # Re-pins requirements.lock from the current virtualenv.
 lock:

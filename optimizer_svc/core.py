@@ -81,9 +81,9 @@ class OptimizerCore:
     # ------------------------------------------------------------------ studies
     def create_study(self, spec_json: str | dict) -> StudyView:
         spec = parse_spec(spec_json)
-        if self.offline:
+        if self.offline and not spec.custom:
             check_offline(spec)
-        if self.datasets is not None:
+        if self.datasets is not None and not spec.custom:
             given = json.loads(spec_json) if isinstance(spec_json, str) else spec_json
             spec = self.datasets.pin(spec, given)
         now = self.clock()
@@ -155,6 +155,8 @@ class OptimizerCore:
             self._expire_locked()
             studies = [self.db.study(study_id)] if study_id else self.db.studies((ACTIVE,))
             studies = [s for s in studies if s is not None and s.state == ACTIVE]
+            # A custom model's trials go only to the client that asks for its study (saga.sdk).
+            studies = [s for s in studies if study_id or not self._spec(s).custom]
             for s in sorted(studies, key=lambda s: s.seq):
                 spec = self._spec(s)
                 if self.db.count(s.id, states=("RUNNING",)) >= spec.budget.parallel_trials:

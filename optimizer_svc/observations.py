@@ -27,7 +27,8 @@ def score(task: dict[str, Any], measurements: list[MeasurementRow], metrics: dic
 
     The value is the best of the scored step's epochs; without any (a client that reports only a
     completion) the completion's own value of the metric; for a trial stopped before its scored step
-    began (nonconvergence in the head step), the best of the step it reached.
+    began (nonconvergence in the head step), the best of the step it reached. A custom model's
+    trial (saga.sdk's ask/tell) scores the value its completion tells, as Optuna's ``tell`` does.
     """
     m = spec.objective_metric
     by_step: dict[str, list[float]] = {}
@@ -36,6 +37,8 @@ def score(task: dict[str, Any], measurements: list[MeasurementRow], metrics: dic
             by_step.setdefault(x.step, []).append(x.metrics[m])
     best = max if spec.maximize else min
     out = dict(metrics)
+    if spec.custom and m in metrics:  # the user's own code tells its trial's value (ask/tell)
+        return metrics[m], out
     if "head" in by_step and scored_step(task) != "head":
         out.setdefault(head_metric(m), best(by_step["head"]))
     seen = by_step.get(scored_step(task))

@@ -89,6 +89,10 @@ class StudySpec:
         return json.dumps(self.raw, sort_keys=True)
 
     @property
+    def custom(self) -> bool:
+        return self.model.get("family") == "custom"
+
+    @property
     def extras(self) -> list[Param]:
         """The tunable parameters (trial_contract.recipe.TUNABLES) the space searches."""
         return [p for n, p in self.params.items() if n not in ROLE_PARAMS]
@@ -132,7 +136,7 @@ def from_contract(c: trial_contract.StudySpec) -> StudySpec:
     space = raw["search_space"]
     params = {name: parse_param(name, d, f"search_space.{name}") for name, d in space.items()
               if name != "delimiting_layer"}
-    lay = space["delimiting_layer"]
+    lay = space.get("delimiting_layer") or {"type": "relative", "low": 0.0, "high": 1.0}  # custom: none, unused
     layer = LayerSpace(lay["type"], lay["low"], lay["high"])
     tpp = c.budget.trials_per_phase
     mapping = dict(tpp) if isinstance(tpp, dict) else {}
@@ -144,7 +148,7 @@ def from_contract(c: trial_contract.StudySpec) -> StudySpec:
     nc, es = c.stopping.nonconvergence, c.stopping.early_stopping
     stopping = Stopping(nc.enabled, nc.metric, nc.threshold, nc.epochs,
                         es.enabled, es.metric, es.patience, es.min_delta)
-    return StudySpec(name=c.name, dataset=raw["dataset"], model=raw["model"], strategy=c.strategy,
+    return StudySpec(name=c.name, dataset=raw["dataset"] or {}, model=raw["model"], strategy=c.strategy,
                      params=params, layer=layer, objective_metric=c.objective.metric,
                      maximize=c.goal == "maximize", budget=budget, stopping=stopping,
                      training=raw["training"], seed=c.seed, lease_seconds=float(c.lease.timeout_seconds),

@@ -65,6 +65,8 @@ def _renamed(p: Param, name: str) -> Param:
 def phase_params(spec: StudySpec, phase: str, ctx: PhaseContext) -> list[Param]:
     """The parameters a phase searches over."""
     P = spec.params
+    if spec.custom:
+        return list(P.values())
     if phase == "layer":
         lp = layer_param(spec.layer, ctx.layer_high)
         # Without a known bound the layer phase falls back to a relative depth.
@@ -116,6 +118,9 @@ def build_task(spec: StudySpec, *, study_id: str, trial_id: str, attempt: int, p
     """
     p = {**ctx.fixed, **parameters}
     tr = spec.training
+    if spec.custom:
+        return _custom_task(spec, study_id=study_id, trial_id=trial_id, attempt=attempt, phase_index=phase_index,
+                            phase=phase, parameters=p, artifacts_uri=artifacts_uri)
     recipe = spec.contract.training.recipe()
     for name, tunable in TUNABLES.items():
         if name in p:
@@ -153,3 +158,21 @@ def build_task(spec: StudySpec, *, study_id: str, trial_id: str, attempt: int, p
         "artifacts_uri": artifacts_uri,
     })
     return task.model_dump(mode="json")
+
+
+def _custom_task(spec: StudySpec, *, study_id: str, trial_id: str, attempt: int, phase_index: int, phase: str,
+                 parameters: dict[str, Any], artifacts_uri: str) -> dict[str, Any]:
+    """A custom model's trial: its parameters and one training step; the user's code does the rest."""
+    return {
+        "study_id": study_id, "trial_id": trial_id, "attempt": attempt,
+        "phase": {"index": phase_index, "name": phase},
+        "dataset": dict(spec.dataset),
+        "model": dict(spec.model),
+        "steps": [{"name": "train", "max_epochs": spec.training["epochs"]}],
+        "start_from": None,
+        "training": dict(spec.training),
+        "hyperparameters": dict(parameters),
+        "objective": {"metric": spec.objective_metric, "goal": "maximize" if spec.maximize else "minimize"},
+        "seed": spec.seed,
+        "artifacts_uri": artifacts_uri,
+    }

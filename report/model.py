@@ -91,7 +91,7 @@ class Study:
 
     @property
     def dataset_uri(self) -> str:
-        return str(self.spec.get("dataset", {}).get("uri", ""))
+        return str((self.spec.get("dataset") or {}).get("uri", ""))
 
     def trial(self, trial_id: str) -> Trial | None:
         return next((t for t in self.trials if t.id == trial_id), None)

@@ -19,12 +19,15 @@ from .model import Measurement, Phase, Study, Trial
 METRICS_ARTIFACT = "metrics"  # trainer_svc.artifacts.METRICS: the trainer's full evaluation
 
 
-def read_study(client: OptimizerClient, study_id: str) -> Study:
-    """One consistent-enough snapshot: the study first, then its trials with every measurement."""
+def read_study(client: OptimizerClient, study_id: str, *, all_trials: bool = True) -> Study:
+    """One consistent-enough snapshot: the study first, then its trials with every measurement
+    (``all_trials=False``: only its best trial, without measurements, for a list of studies)."""
     read_at = time.time()
     s = client.get_study(study_id)
-    trials = [_trial(t) for t in client.list_trials(study_id, with_measurements=True)]
+    trials = [_trial(t) for t in client.list_trials(study_id, with_measurements=True)] if all_trials else []
     best = client.best_trial(study_id)
+    if not all_trials and best is not None:
+        trials = [_trial(best)]
     return Study(
         id=s.id, name=s.name, state=pb.StudyState.Name(s.state).removeprefix("STUDY_"), message=s.message,
         spec=json.loads(s.spec_json), current_phase=s.current_phase,

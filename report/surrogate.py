@@ -39,7 +39,7 @@ def surface(study: Study, phase: Phase) -> tuple[Surface | None, str]:
     params = phase_params(phase)
     if not params:
         return None, "the phase has not started"
-    varying = [p for p in params if _varies(p)]
+    varying = [p for p in params if varies(p)]
     if not 1 <= len(varying) <= 2:
         return None, (f"the phase searches {len(varying)} parameters; the surrogate is drawn for one or two, "
                       "as in the thesis")
@@ -47,7 +47,7 @@ def surface(study: Study, phase: Phase) -> tuple[Surface | None, str]:
     obs = observations(study, trials, [p.name for p in params])
     if len(obs) < 2:
         return None, f"{len(obs)} observation(s) so far; the GP needs two"
-    fixed = {p.name: p.values[0] for p in params if not _varies(p)}
+    fixed = {p.name: p.values[0] for p in params if not varies(p)}
     axes = [_axis(p, GRID_1D if len(varying) == 1 else GRID_2D) for p in varying]
     mesh = np.meshgrid(*[np.arange(len(a)) for a in axes], indexing="ij")
     points = [{**fixed, **{p.name: axes[d][int(idx[d])] for d, p in enumerate(varying)}}
@@ -67,7 +67,7 @@ def surface(study: Study, phase: Phase) -> tuple[Surface | None, str]:
                    [axes[d][int(best[d])] for d in range(len(varying))]), ""
 
 
-def _varies(p: Param) -> bool:
+def varies(p: Param) -> bool:
     if isinstance(p, CategoricalParam):
         return len(p.values) > 1
     return p.high > p.low

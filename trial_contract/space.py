@@ -137,6 +137,25 @@ def parse_space(given: dict[str, Any], strategy: str) -> dict[str, dict[str, Any
     return out
 
 
+def parse_custom_space(given: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A custom model's search space: the user's own parameters, whatever their names mean to the
+    user's code (saga.sdk); no roles, at least one parameter."""
+    if not given:
+        raise ContractError("search_space", "a custom model needs at least one parameter")
+    if len(given) > MAX_SEARCH_PARAMETERS:
+        raise ContractError("search_space", f"at most {MAX_SEARCH_PARAMETERS} parameters")
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in given.items():
+        where = f"search_space.{name}"
+        if not isinstance(name, str) or not name.isidentifier() or len(name) > MAX_NAME:
+            raise ContractError(where, "parameter names must be identifiers")
+        if not isinstance(raw, dict) or raw.get("type") not in _KINDS:
+            raise ContractError(f"{where}.type" if isinstance(raw, dict) else where,
+                                "must be a mapping with type 'float', 'int' or 'categorical'")
+        out[name] = _validate(_KINDS[raw["type"]], raw, where).model_dump(mode="json")
+    return out
+
+
 def _validate(model: type[Strict], raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise ContractError(where, "must be a mapping")

@@ -19,7 +19,7 @@ from .limits import (MAX_ATTEMPTS, MAX_BACKBONE_OPTIONS, MAX_DEPTH, MAX_EPOCHS, 
 from .metrics import EPOCH_METRICS, OBJECTIVE_METRICS, Goal
 from .recipe import Recipe
 from .registry import ALGORITHMS, BACKBONES, did_you_mean, unknown_name
-from .space import parse_space
+from .space import parse_custom_space, parse_space
 from .uris import check_store_uri, is_s3
 
 STRATEGIES = ("shared", "separate", "separate_steps", "joint", "random")
@@ -73,8 +73,17 @@ class DatasetSection(Strict):
     _uri = field_validator("uri")(lambda v: check_store_uri(v, "the dataset URI"))
 
 
+# "transfer": Saga's trainers build and train the image classifier. "custom": the user's own code
+# trains any model through the Python API's ask/tell (saga.sdk); the search space is only what the
+# spec gives, in one phase ("joint" GP or "random"), and only a client asking for the study by its id
+# leases its trials, so trainer workers never receive them.
+FAMILIES = ("transfer", "custom")
+CUSTOM_STRATEGIES = ("joint", "random")
+CUSTOM_DEFAULT_EPOCHS = 100
+
+
 class ModelSection(Strict):
-    family: Literal["transfer"] = "transfer"
+    family: Literal[FAMILIES] = "transfer"
     weights: str | None = "imagenet"
     image_size: int = Field(299, ge=1, le=MAX_IMAGE_SIZE)
     pooling: Literal["max", "avg"] = "max"
@@ -123,6 +132,7 @@ class TrainingSection(Recipe):
     head_epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
     finetune_epochs: int = Field(50, ge=1, le=MAX_EPOCHS)
     default_delimiting_depth: float = Field(2 / 3, ge=0.0, le=1.0)
+    epochs: int | None = Field(None, ge=1, le=MAX_EPOCHS)   # a custom model's epochs per trial
 
     def recipe(self) -> dict[str, Any]:
         """The fields a task's ``training`` carries."""
@@ -136,7 +146,7 @@ class LeaseSection(Strict):
 class StudySpec(Strict):
     version: int = Field(VERSION, ge=1, le=VERSION)
     name: str = Field("study", min_length=1, max_length=MAX_NAME)
-    dataset: DatasetSection
+    dataset: DatasetSection | None = None   # required for the transfer family
     model: ModelSection = ModelSection()
     strategy: Literal["shared", "separate", "separate_steps", "joint", "random"] = "shared"
     search_space: dict[str, Any] = Field(default_factory=dict)
@@ -178,14 +188,37 @@ def parse_study(spec: str | bytes | dict[str, Any]) -> StudySpec:
         raise ContractError("spec", "must be a mapping")
     if depth(spec) > MAX_DEPTH:
         raise ContractError("spec", f"nested deeper than {MAX_DEPTH} levels")
-    if not isinstance(spec.get("dataset"), dict) or "uri" not in spec["dataset"]:
+    custom = isinstance(spec.get("model"), dict) and spec["model"].get("family") == "custom"
+    if custom:
+        spec = {"strategy": "joint", **spec}
+    elif not isinstance(spec.get("dataset"), dict) or "uri" not in spec["dataset"]:
         raise ContractError("dataset.uri", "required: the dataset's s3://bucket/prefix or local directory "
                                            "(made by saga data upload)")
     try:
         model = StudySpec.model_validate(spec)
     except ValidationError as exc:
         raise _with_hint(from_validation_error(exc)) from None
-    return _complete(model)
+    return _complete_custom(model) if custom else _complete(model)
+
+
+def _complete_custom(s: StudySpec) -> StudySpec:
+    """A custom model's spec: its own parameters and metric names, one phase, epochs per trial."""
+    if s.strategy not in CUSTOM_STRATEGIES:
+        raise ContractError("strategy", f"a custom model is searched in one phase: {list(CUSTOM_STRATEGIES)}, "
+                                        f"got {s.strategy!r}")
+    if not isinstance(s.search_space, dict):
+        raise ContractError("search_space", "must be a mapping of parameter name to definition")
+    space = parse_custom_space(s.search_space)
+    metric = s.objective.metric
+    if not metric or len(metric) > MAX_NAME:
+        raise ContractError("objective.metric", f"must be a metric name of at most {MAX_NAME} characters")
+    goal = s.objective.goal or OBJECTIVE_METRICS.get(metric)
+    if goal is None:
+        raise ContractError("objective.goal", f"required for the metric {metric!r}: 'maximize' or 'minimize'")
+    _check_trials(s.budget.trials_per_phase, s.strategy)
+    training = s.training.model_copy(update={"epochs": s.training.epochs or CUSTOM_DEFAULT_EPOCHS})
+    return s.model_copy(update={"search_space": space, "training": training,
+                                "objective": ObjectiveSection(metric=metric, goal=goal)})
 
 
 def _with_hint(err: ContractError) -> ContractError:
@@ -205,6 +238,12 @@ def _with_hint(err: ContractError) -> ContractError:
 def _complete(s: StudySpec) -> StudySpec:
     """Checks across fields and sections; fills the search space and the objective's goal."""
     d = s.dataset
+    if d is None:
+        raise ContractError("dataset.uri", "required: the dataset's s3://bucket/prefix or local directory "
+                                           "(made by saga data upload)")
+    if s.training.epochs is not None:
+        raise ContractError("training.epochs", "only for model.family custom; a transfer study's trials "
+                                               "train head_epochs, then finetune_epochs")
     if d.validation == d.train:
         raise ContractError("dataset.validation", "must differ from the train split")
     if d.test is not None and d.test in (d.train, d.validation):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from serving.client import DEFAULT_TIMEOUT_S, ClassifyError, FrameResult, GrpcFrameClient, RestFrameClient, StreamStats
-from serving.frames import AnnotatedWriter, SourceError, encode_jpeg, iter_frames
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,12 +15,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rest", action="store_true", help="use the REST API instead of gRPC")
     parser.add_argument("--fps", type=float, default=25.0, help="real-time target in frames/s (default 25)")
     parser.add_argument("--pace", action="store_true", help="send frames at --fps like a live camera")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="deadline per frame, s")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="deadline per frame, s (default: serving.client.DEFAULT_TIMEOUT_S)")
     parser.add_argument("--out", help="write the video with each frame's label drawn on it")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
 
 
 def run(args: argparse.Namespace) -> int:
+    from serving.client import (DEFAULT_TIMEOUT_S, ClassifyError, FrameResult, GrpcFrameClient, RestFrameClient,
+                                StreamStats)
+    from serving.frames import AnnotatedWriter, SourceError, encode_jpeg, iter_frames
+
+    if args.timeout is None:
+        args.timeout = DEFAULT_TIMEOUT_S
     if args.fps <= 0 or args.timeout <= 0:
         print("error: --fps and --timeout must be positive")
         return 2

@@ -7,9 +7,14 @@ import json
 import os
 import sys
 
+from typing import TYPE_CHECKING
+
 import grpc
 
-from serving.from_trial import TrialInfo, export_trial
+from saga.cli.progress import Step
+
+if TYPE_CHECKING:
+    from serving.from_trial import TrialInfo
 
 # Looking up one trial is a single small read; if the optimizer cannot answer in 30 s it is down.
 _LOOKUP_TIMEOUT_S = 30.0
@@ -24,9 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="optimizer HOST:PORT (env SAGA_OPTIMIZER, default localhost:50051)")
 
 
-def fetch_trial(address: str, study_id: str, trial_id: str | None) -> TrialInfo:
+def fetch_trial(address: str, study_id: str, trial_id: str | None) -> "TrialInfo":
     """The trial record from the optimizer, as plain data. The only optimizer call of the export."""
     from saga.v1 import optimizer_pb2, optimizer_pb2_grpc
+    from serving.from_trial import TrialInfo
 
     with grpc.insecure_channel(address) as channel:
         stub = optimizer_pb2_grpc.OptimizerStub(channel)
@@ -52,9 +58,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         print(f"looking up {'trial ' + args.trial if args.trial else 'the best trial'} of {args.study_id} "
               f"at {args.optimizer}", flush=True)
+        with Step("importing TensorFlow"):
+            from serving.from_trial import export_trial
         trial = fetch_trial(args.optimizer, args.study_id, args.trial)
-        print(f"exporting trial {trial.trial_id} (checkpoint {trial.artifacts.get('checkpoint')})", flush=True)
-        result = export_trial(trial, args.base, args.model_name)
+        print(f"checkpoint {trial.artifacts.get('checkpoint')}", flush=True)
+        with Step(f"exporting trial {trial.trial_id} (download, load, SavedModel with its serving signature)"):
+            result = export_trial(trial, args.base, args.model_name)
     except grpc.RpcError as exc:
         print(f"error: optimizer at {args.optimizer}: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1

@@ -2,14 +2,16 @@
 
 Each top-level command lives in its own module under ``saga.cli`` exposing
 ``configure(parser)`` (add arguments / sub-commands) and ``run(args) -> int``.
-Modules are imported only when their command is used, so ``saga study list``
-never pays for importing TensorFlow.
+Modules are imported only when their command is used, and no command module imports TensorFlow
+(or anything heavy) before its ``run``: every ``--help`` and every argument error answers at once
+(tests/cli/test_fast_cli.py).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import importlib.util
+import importlib.metadata
 import logging
 import os
 import sys
@@ -30,10 +32,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("saga.cli.up", "run optimizer, trainers and serving as local processes"),
     "demo": ("saga.cli.demo", "the whole system end to end on synthetic data"),
     "weights": ("saga.cli.weights", "pre-train a backbone or upload a weights file for transfer learning"),
+    "dashboard": ("saga.cli.dashboard", "the web interface: live studies, trials, analysis and actions"),
 }
 # Long-running services handle SIGINT/SIGTERM themselves (stop children, hand trials back); every
 # other command is a client, run so that a signal ends it at once (saga.cli.interrupt).
-SERVICES = {"optimizer", "trainer", "serve", "up", "demo"}
+SERVICES = {"optimizer", "trainer", "serve", "up", "demo", "dashboard"}
 
 
 def _available() -> dict[str, tuple[str, str]]:
@@ -51,6 +54,11 @@ def _prepare(command: str, args: argparse.Namespace | None, env: dict[str, str],
         print(f"saga {command}: {exc}", file=sys.stderr)
         return False
     return True
+def version() -> str:
+    try:
+        return importlib.metadata.version("saga")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     parser.add_argument("--optimizer", help="optimizer HOST:PORT, for the commands that talk to it "
                                             "(also accepted after the command)")
+    parser.add_argument("--version", action="version", version=f"saga {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, help_) in commands.items():
         sub.add_parser(name, help=help_, add_help=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from optimizer_svc.client import OptimizerClient
 from optimizer_svc.errors import OptimizerError
+from saga.cli.progress import Step
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{study.name}: {study.state.lower()}, {len(study.trials)} trials", flush=True)
-    print("drawing figures and tables", flush=True)
-    report = write_report(study, evaluation, args.out, evaluation_note=why, dataset_name=args.dataset_name)
+    with Step("drawing figures and tables"):
+        report = write_report(study, evaluation, args.out, evaluation_note=why, dataset_name=args.dataset_name)
     for note in report.notes:
         print(f"  not included: {note}")
     print(f"wrote {report.index} ({len(report.figures)} figures, {len(report.tables)} table files)")

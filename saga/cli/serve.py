@@ -7,9 +7,7 @@ import signal
 import sys
 import threading
 
-from serving.input_limits import DEFAULT_MAX_IMAGE_PIXELS
-from serving.predictor import DEFAULT_MAX_PAYLOAD_BYTES
-from serving.server import ServerConfig, make_server
+from serving.input_limits import DEFAULT_MAX_IMAGE_PIXELS  # numpy and Pillow only: --help needs no TensorFlow
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, default=8502, help="Prometheus port; -1 disables")
     parser.add_argument("--max-versions", type=int, default=2, help="newest versions kept loaded")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between model-base polls")
-    parser.add_argument("--max-payload-bytes", type=int, default=DEFAULT_MAX_PAYLOAD_BYTES)
+    parser.add_argument("--max-payload-bytes", type=int, default=None,
+                        help="largest request accepted (default: serving.predictor.DEFAULT_MAX_PAYLOAD_BYTES)")
     parser.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
                         help="largest encoded image accepted, in pixels (read from its header before decoding; "
                              f"default {DEFAULT_MAX_IMAGE_PIXELS})")
@@ -38,15 +37,19 @@ def run(args: argparse.Namespace) -> int:
     if not args.model_name and not args.all_models:
         print("error: give --model-name NAME (repeatable) or --all-models")
         return 2
+    from serving.server import ServerConfig, make_server  # TensorFlow: only once the arguments are good
+
+    payload = {} if args.max_payload_bytes is None else {"max_payload_bytes": args.max_payload_bytes}
     try:
         server = make_server(ServerConfig(
             model_base=args.model_base, model_names=tuple(args.model_name), host=args.host,
             grpc_port=args.grpc_port, rest_port=None if args.rest_port < 0 else args.rest_port,
             metrics_port=None if args.metrics_port < 0 else args.metrics_port,
             max_versions=args.max_versions, poll_interval_s=args.poll_interval,
-            max_payload_bytes=args.max_payload_bytes, batching=args.batching,
+            batching=args.batching,
             max_batch_size=args.max_batch_size, batch_timeout_s=args.batch_timeout_ms / 1000,
-            cache_dir=args.cache_dir, all_models=args.all_models, max_image_pixels=args.max_image_pixels))
+            cache_dir=args.cache_dir, all_models=args.all_models, max_image_pixels=args.max_image_pixels,
+            **payload))
     except ValueError as exc:
         print(f"error: {exc}")
         return 2

@@ -1,16 +1,20 @@
-"""``saga study create|status|list|stop|best|watch``: talk to the optimizer about studies."""
+"""``saga study create|status|list|trials|stop|best|watch``: talk to the optimizer about studies."""
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime as dt
 import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from optimizer_svc.client import OptimizerClient, parameters
 from optimizer_svc.errors import OptimizerError
+from saga.cli import watch as watching
 from saga.v1 import optimizer_pb2 as pb
 from trainer_svc.baselines import compare
 
@@ -34,7 +38,15 @@ def configure(p: argparse.ArgumentParser) -> None:
         a = sub.add_parser(name, help=help_, parents=[common])
         a.add_argument("study_id")
         a.add_argument("--json", action="store_true", help="print JSON") if name in ("status", "best") else None
-    sub.add_parser("list", help="all studies", parents=[common])
+    ls = sub.add_parser("list", help="all studies, newest first: state, progress, best value, creation time",
+                        parents=[common])
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    tr = sub.add_parser("trials", help="a study's trials: parameters, value, epochs, why each ended",
+                        parents=[common])
+    tr.add_argument("study_id")
+    fmt = tr.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="print CSV (one column per parameter)")
+    fmt.add_argument("--json", action="store_true", help="print JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +77,7 @@ def _create(client: OptimizerClient, args) -> int:
         return 2
     study = client.create_study(spec)
     print(f"created study {study.id} ({study.name}): phases {', '.join(p.name for p in study.phases)}")
-    dataset = json.loads(study.spec_json).get("dataset", {})
+    dataset = json.loads(study.spec_json).get("dataset") or {}
     if dataset.get("manifest_sha256"):
         test = f"test split {dataset['test']!r}" if dataset.get("test") else "no test split"
         print(f"  dataset {dataset.get('uri')}: manifest {dataset['manifest_sha256'][:12]}… pinned, {test}")
@@ -119,14 +131,75 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _when(ts) -> str:
+    """A protobuf timestamp in local time, to the minute."""
+    if not ts.seconds:
+        return "-"
+    return dt.datetime.fromtimestamp(ts.seconds, dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
 def _list(client: OptimizerClient, args) -> int:
-    studies = client.list_studies()
-    if not studies:
+    rows = []
+    for s in client.list_studies():
+        best = client.best_trial(s.id)
+        spec = json.loads(s.spec_json) if s.spec_json else {}
+        rows.append({"id": s.id, "name": s.name, "state": _state(s), "strategy": spec.get("strategy", ""),
+                     "objective": spec.get("objective", {}).get("metric", ""),
+                     "finished": sum(p.trials_finished for p in s.phases), "total": sum(p.budget for p in s.phases),
+                     "best_value": best.value if best else None, "best_trial_id": best.id if best else None,
+                     "created": s.create_time.ToJsonString() if s.create_time.seconds else None,
+                     "created_local": _when(s.create_time), "message": s.message})
+    if args.json:
+        print(json.dumps([{k: v for k, v in r.items() if k != "created_local"} for r in rows], indent=2))
+        return 0
+    if not rows:
         print("no studies")
-    for s in studies:
-        total = sum(p.budget for p in s.phases)
-        done = sum(p.trials_finished for p in s.phases)
-        print(f"{s.id}  {_state(s):<9} {done:>4}/{total:<4} {s.name}")
+        return 0
+    print_table([{**r, "trials": f"{r['finished']}/{r['total']}",
+                  "best": "-" if r["best_value"] is None else f"{r['best_value']:.4f}"} for r in rows],
+                [("ID", "id"), ("NAME", "name"), ("STATE", "state"), ("STRATEGY", "strategy"), ("TRIALS", "trials"),
+                 ("BEST", "best"), ("OBJECTIVE", "objective"), ("CREATED", "created_local")])
+    return 0
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
+    """Columns padded to their widest cell; the last column is not padded."""
+    cells = [[str(r.get(k, "")) for _, k in columns] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (h, _) in enumerate(columns)]
+    for line in [[h for h, _ in columns], *cells]:
+        print("  ".join(c.ljust(w) for c, w in zip(line[:-1], widths)) + "  " + line[-1])
+
+
+TRIAL_COLUMNS = [("#", "trial"), ("ID", "id"), ("PHASE", "phase"), ("STATE", "state"), ("VALUE", "value"),
+                 ("EPOCHS", "epochs"), ("SECONDS", "duration_s"), ("WORKER", "worker"), ("ENDED BY", "stopped"),
+                 ("PARAMETERS", "parameters")]
+
+
+def _trials(client: OptimizerClient, args) -> int:
+    from report.source import read_study  # the report's reader and table: one definition of each column
+    from report.tables import cell, trials_table
+
+    rows = trials_table(read_study(client, args.study_id))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    names = sorted({k for r in rows for k in r["parameters"]})
+    if args.csv:
+        fixed = ["trial", "id", "phase", "state", "value", "epochs", "duration_s", "worker", "attempt", "stopped",
+                 "detail"]
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(fixed + names)
+        for r in rows:
+            out.writerow(["" if r[k] is None else r[k] for k in fixed] + [r["parameters"].get(n, "") for n in names])
+        return 0
+    if not rows:
+        print("no trials yet")
+        return 0
+    print_table([{**r, **{k: cell(r[k], 4) for k in ("value", "parameters")},
+                  "duration_s": "-" if r["duration_s"] is None else f"{r['duration_s']:.0f}",
+                  "stopped": r["stopped"] + (f": {watching.first_line(r['detail'])}"
+                                             if r["detail"] and r["state"] in ("FAILED", "INFEASIBLE") else "")}
+                 for r in rows], [c for c in TRIAL_COLUMNS if c[1] != "parameters"] + [TRIAL_COLUMNS[-1]])
     return 0
 
 
@@ -156,46 +229,9 @@ def _best(client: OptimizerClient, args) -> int:
     return 0
 
 
-def _bar(done: int, total: int, width: int = 30) -> str:
-    filled = int(width * done / total) if total else 0
-    return "[" + "#" * filled + "-" * (width - filled) + f"] {done}/{total}"
-
-
-def _failure_note(ev: pb.WatchStudyResponse) -> str:
-    """Why a trial failed or went back to the queue, for the watcher; empty for anything else."""
-    t = ev.trial
-    if ev.event == "trial_finished" and t.state in (pb.TRIAL_FAILED, pb.TRIAL_INFEASIBLE) and t.error:
-        return f"trial {t.id} {_trial_state(t)}: {_reason(t.error)}"
-    if ev.event == "trial_requeued" and t.error:
-        return f"trial {t.id} re-queued (attempt {t.attempt}): {_reason(t.error)}"
-    return ""
-
-
 def _watch(client: OptimizerClient, args) -> int:
-    tty = sys.stdout.isatty()
-    last = ""
-    study = None
-    for ev in client.watch(args.study_id):
-        study = ev.study
-        total = sum(p.budget for p in study.phases)
-        done = sum(p.trials_finished for p in study.phases)
-        phase = study.phases[study.current_phase]
-        running = study.trial_counts.get("TRIAL_RUNNING", 0)
-        best = f"best {ev.best_trial.value:.4f} ({ev.best_trial.id})" if ev.HasField("best_trial") else "best -"
-        line = f"{_bar(done, total)} phase {phase.name} {phase.trials_finished}/{phase.budget}, running {running}, {best}"
-        note = _failure_note(ev)
-        if note:  # on its own line, above the progress bar
-            print(("\r" + note.ljust(120)) if tty else note, flush=True)
-            last = ""
-        if line != last:
-            print(("\r" + line.ljust(120)) if tty else line, end="" if tty else "\n", flush=True)
-            last = line
-    if tty:
-        print()
-    if study is not None:
-        print(f"study {study.id} {_state(study)}" + (f": {study.message}" if study.message else ""))
-        return 0 if study.state == pb.STUDY_COMPLETED else 1
-    return 1
+    return watching.watch(client, args.study_id, optimizer=args.optimizer)
 
 
-ACTIONS = {"create": _create, "status": _status, "list": _list, "stop": _stop, "best": _best, "watch": _watch}
+ACTIONS = {"create": _create, "status": _status, "list": _list, "trials": _trials, "stop": _stop, "best": _best,
+           "watch": _watch}

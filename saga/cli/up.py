@@ -27,6 +27,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-name", default="saga",
                    help="model name the endpoints print (default saga); every model in STORE/models is served")
     p.add_argument("--no-serving", action="store_true", help="do not start the serving endpoint")
+    p.add_argument("--dashboard-port", type=int, default=8080,
+                   help="web dashboard port (default 8080; 0: any; -1: none)")
+    p.add_argument("--dashboard-actions", action="store_true",
+                   help="let the dashboard stop studies and export best trials to STORE/models")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         config = StackConfig(dir=root, store=args.store or str(root / "store"), workers=args.workers,
                              host=args.host, optimizer_port=args.optimizer_port, optimizer_metrics_port=m,
                              trainer_metrics_ports=m, grpc_port=args.grpc_port, rest_port=args.rest_port,
-                             serving_metrics_port=m, model_name=args.model_name, serving=not args.no_serving)
+                             serving_metrics_port=m, model_name=args.model_name, serving=not args.no_serving,
+                             dashboard_port=args.dashboard_port, dashboard_actions=args.dashboard_actions)
     except ValueError as e:
         say(f"saga up: {e}", sys.stderr)
         return 2

@@ -18,6 +18,7 @@ _LEASE_WAIT_S = 3.0
 _OPTIMIZER_READY = r"optimizer listening on (\S+):(\d+)"
 _TRAINER_READY = r"trainer (\S+) working for"
 _SERVING_READY = r"gRPC :(\d+)\s+REST :(\S+)\s+metrics :(\S+)"
+_DASHBOARD_READY = r"dashboard listening on (\S+)"
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class StackConfig:
     serving_metrics_port: int = 0
     model_name: str = "saga"
     serving: bool = True
+    dashboard_port: int = -1         # -1: no dashboard (``saga up`` starts one on 8080)
+    dashboard_actions: bool = False  # stop and export (to the model base) from the page
     trainer_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -62,6 +65,7 @@ class Endpoints:
     serving_grpc: str = ""
     serving_rest: str = ""
     serving_metrics: str = ""
+    dashboard: str = ""
 
     def lines(self, config: StackConfig) -> list[str]:
         out = [f"optimizer gRPC   {self.optimizer}" + _metrics(self.optimizer_metrics)]
@@ -71,6 +75,8 @@ class Endpoints:
             out.append(f"serving gRPC     {self.serving_grpc}  REST http://{self.serving_rest}/v1/models/"
                        f"{config.model_name}  metrics {self.serving_metrics}")
             out.append(f"model base       {config.model_base}")
+        if self.dashboard:
+            out.append(f"dashboard        {self.dashboard}")
         return out
 
 
@@ -130,6 +136,13 @@ def start_stack(config: StackConfig, supervisor: Supervisor,
             "--host", config.host, "--grpc-port", str(config.grpc_port), "--rest-port", str(config.rest_port),
             "--metrics-port", str(config.serving_metrics_port),
             "--cache-dir", str(config.dir / "serving-cache")), tier=1)
+    if config.dashboard_port >= 0:
+        actions = ("--enable-actions", "--export-to", config.model_base) if config.dashboard_actions else ()
+        dash = supervisor.start("dashboard", _saga("dashboard", "--optimizer", ends.optimizer, "--store", config.store,
+                                                   "--host", config.host, "--port", str(config.dashboard_port),
+                                                   *actions), tier=1, ready=_DASHBOARD_READY,
+                                ready_timeout_s=READY_TIMEOUT_S)
+        ends.dashboard = dash.ready.group(1) if dash.ready else ""
     for child in waiting:
         supervisor.wait_ready(child, _TRAINER_READY, READY_TIMEOUT_S)
         progress(f"{child.name} ready")

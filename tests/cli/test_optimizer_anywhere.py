@@ -35,7 +35,8 @@ def test_create_and_status_with_optimizer_after_their_arguments(service, capsys,
     assert "failed  (1 trial failed in a row (budget.max_failed_trials = 1); last: WeightsError" in out
     assert f"infeasible {trial.id}: WeightsError: 3 layers of saga_VGG16 have no weights in the file" in out
     assert main(["study", "watch", study_id, "--optimizer", target]) == 1  # the study failed
-    assert "last: WeightsError" in capsys.readouterr().out.splitlines()[-1]
+    closing = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"study {study_id} ")]
+    assert "last: WeightsError" in closing[-1]  # the summary says why the study ended
 
 
 def test_optimizer_for_a_command_that_does_not_use_it_is_an_error(capsys) -> None:

@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from .helpers import ROOT, alive, descendants, in_groups, kill_tree, read_until, saga_process
 
 READY = r"Ctrl-C or SIGTERM stops everything"
-FREE_PORTS = ("--optimizer-port", "0", "--grpc-port", "0", "--rest-port", "0")
+FREE_PORTS = ("--optimizer-port", "0", "--grpc-port", "0", "--rest-port", "0", "--dashboard-port", "0")
 
 
 def _health(target: str) -> int:
@@ -49,6 +49,8 @@ def test_up_serves_everything_and_sigterm_stops_all(tmp_path: Path) -> None:
                                          health_pb2.HealthCheckResponse.NOT_SERVING)
         for url in metrics:
             assert requests.get(url, timeout=10).status_code == 200
+        dashboard = re.search(r"dashboard\s+(http://\S+)", out).group(1)
+        assert requests.get(f"{dashboard}api/studies", timeout=30).json() == []
         assert "saga_trainer_busy" in requests.get(metrics[1], timeout=10).text
 
         proc.send_signal(signal.SIGTERM)

@@ -88,7 +88,7 @@ def test_study_cli_create_status_watch_best_list_stop(tmp_path):
         worker = CheapWorker(target, study_id, "cli-worker")
         worker.start()
         watched = saga("study", "watch", study_id).stdout
-        assert "phase layer 3/3" in watched and "best" in watched and "completed" in watched.splitlines()[-1]
+        assert "phase layer 3/3" in watched and "best" in watched and f"study {study_id} completed" in watched, watched
         status = saga("study", "status", study_id).stdout
         assert "completed" in status and "phase 1 layer" in status and "best: st-" in status
         best = saga("study", "best", study_id).stdout
