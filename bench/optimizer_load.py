@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import multiprocessing as mp
 import os
@@ -41,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from saga.v1 import optimizer_pb2 as pb  # noqa: E402
 from saga.v1 import optimizer_pb2_grpc as pb_grpc  # noqa: E402
+from trial_contract.limits import MAX_TRIALS_PER_PHASE  # noqa: E402
 
 RPCS = ("LeaseTrial", "ReportProgress", "CompleteTrial")
 
@@ -50,7 +52,7 @@ def study_spec(i: int, gp: bool, parallel: int, lease_s: float) -> dict:
             "search_space": {"backbone": {"type": "categorical", "values": ["ResNet50", "DenseNet121", "VGG16"]},
                              "optimizer": {"type": "categorical", "values": ["Adam", "SGD", "RMSprop"]},
                              "learning_rate": {"type": "float", "low": 1e-4, "high": 0.1, "scale": "log"}},
-            "budget": {"trials_per_phase": 100_000, "initial_points": 5, "parallel_trials": parallel,
+            "budget": {"trials_per_phase": MAX_TRIALS_PER_PHASE, "initial_points": 5, "parallel_trials": parallel,
                        "max_attempts": 3},
             "stopping": {"nonconvergence": {"enabled": False}, "early_stopping": {"enabled": False}},
             "lease": {"timeout_seconds": lease_s}, "seed": i}
@@ -127,7 +129,8 @@ def client_process(target: str, names: list[str], args, start: mp.Event, out: mp
 def start_optimizer(db: Path, log: Path) -> tuple[subprocess.Popen, str, str]:
     """``saga optimizer`` on free ports; returns (process, gRPC target, metrics URL)."""
     proc = subprocess.Popen([sys.executable, "-m", "saga.cli.main", "--log-level", "WARNING", "optimizer",
-                             "--host", "127.0.0.1", "--port", "0", "--db", str(db), "--metrics-port", "0"],
+                             "--host", "127.0.0.1", "--port", "0", "--db", str(db), "--metrics-port", "0",
+                             "--no-dataset-check"],  # the simulated workers read no dataset
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     metrics = ""
@@ -181,6 +184,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="saga-load-"))
     opt, target, metrics_url = start_optimizer(tmp / "opt.db", tmp / "optimizer.log")
+    atexit.register(lambda: opt.poll() is None and opt.kill())  # also when the run fails half-way
     proc = psutil.Process(opt.pid)
     channel = grpc.insecure_channel(target)
     stub = pb_grpc.OptimizerStub(channel)
