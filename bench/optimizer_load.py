@@ -21,6 +21,7 @@ import atexit
 import json
 import multiprocessing as mp
 import os
+import queue
 import random
 import re
 import statistics
@@ -205,16 +206,21 @@ def main() -> None:
     cpu0 = proc.cpu_times()
     started = time.monotonic()
     start.set()
-    rss, threads = [], []
-    while any(c.is_alive() for c in clients) and time.monotonic() < started + args.duration + 120:
+    rss, threads, results = [], [], []
+    # A client process cannot exit before its results are read from the queue: read them as they
+    # come, so that the run ends (and is timed) when the last worker has finished its last trial.
+    while len(results) < len(clients) and time.monotonic() < started + args.duration + 120:
         rss.append(proc.memory_info().rss)
         threads.append(proc.num_threads())
-        time.sleep(1)
-    results = [out.get(timeout=120) for _ in clients]
-    for c in clients:
-        c.join(timeout=30)
+        try:
+            results.append(out.get(timeout=1))
+        except queue.Empty:
+            pass
+    results += [out.get(timeout=120) for _ in range(len(clients) - len(results))]
     elapsed = time.monotonic() - started
     cpu1 = proc.cpu_times()
+    for c in clients:
+        c.join(timeout=30)
     counts = stub.ListStudies(pb.ListStudiesRequest(), timeout=60).studies
     by_state: Counter = Counter()
     for s in counts:
