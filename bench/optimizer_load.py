@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import multiprocessing as mp
 import os
+import queue
 import random
 import re
 import statistics
@@ -41,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from saga.v1 import optimizer_pb2 as pb  # noqa: E402
 from saga.v1 import optimizer_pb2_grpc as pb_grpc  # noqa: E402
+from trial_contract.limits import MAX_TRIALS_PER_PHASE  # noqa: E402
 
 RPCS = ("LeaseTrial", "ReportProgress", "CompleteTrial")
 
@@ -50,7 +53,7 @@ def study_spec(i: int, gp: bool, parallel: int, lease_s: float) -> dict:
             "search_space": {"backbone": {"type": "categorical", "values": ["ResNet50", "DenseNet121", "VGG16"]},
                              "optimizer": {"type": "categorical", "values": ["Adam", "SGD", "RMSprop"]},
                              "learning_rate": {"type": "float", "low": 1e-4, "high": 0.1, "scale": "log"}},
-            "budget": {"trials_per_phase": 100_000, "initial_points": 5, "parallel_trials": parallel,
+            "budget": {"trials_per_phase": MAX_TRIALS_PER_PHASE, "initial_points": 5, "parallel_trials": parallel,
                        "max_attempts": 3},
             "stopping": {"nonconvergence": {"enabled": False}, "early_stopping": {"enabled": False}},
             "lease": {"timeout_seconds": lease_s}, "seed": i}
@@ -127,7 +130,8 @@ def client_process(target: str, names: list[str], args, start: mp.Event, out: mp
 def start_optimizer(db: Path, log: Path) -> tuple[subprocess.Popen, str, str]:
     """``saga optimizer`` on free ports; returns (process, gRPC target, metrics URL)."""
     proc = subprocess.Popen([sys.executable, "-m", "saga.cli.main", "--log-level", "WARNING", "optimizer",
-                             "--host", "127.0.0.1", "--port", "0", "--db", str(db), "--metrics-port", "0"],
+                             "--host", "127.0.0.1", "--port", "0", "--db", str(db), "--metrics-port", "0",
+                             "--no-dataset-check"],  # the simulated workers read no dataset
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     metrics = ""
@@ -181,6 +185,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="saga-load-"))
     opt, target, metrics_url = start_optimizer(tmp / "opt.db", tmp / "optimizer.log")
+    atexit.register(lambda: opt.poll() is None and opt.kill())  # also when the run fails half-way
     proc = psutil.Process(opt.pid)
     channel = grpc.insecure_channel(target)
     stub = pb_grpc.OptimizerStub(channel)
@@ -201,16 +206,21 @@ def main() -> None:
     cpu0 = proc.cpu_times()
     started = time.monotonic()
     start.set()
-    rss, threads = [], []
-    while any(c.is_alive() for c in clients) and time.monotonic() < started + args.duration + 120:
+    rss, threads, results = [], [], []
+    # A client process cannot exit before its results are read from the queue: read them as they
+    # come, so that the run ends (and is timed) when the last worker has finished its last trial.
+    while len(results) < len(clients) and time.monotonic() < started + args.duration + 120:
         rss.append(proc.memory_info().rss)
         threads.append(proc.num_threads())
-        time.sleep(1)
-    results = [out.get(timeout=120) for _ in clients]
-    for c in clients:
-        c.join(timeout=30)
+        try:
+            results.append(out.get(timeout=1))
+        except queue.Empty:
+            pass
+    results += [out.get(timeout=120) for _ in range(len(clients) - len(results))]
     elapsed = time.monotonic() - started
     cpu1 = proc.cpu_times()
+    for c in clients:
+        c.join(timeout=30)
     counts = stub.ListStudies(pb.ListStudiesRequest(), timeout=60).studies
     by_state: Counter = Counter()
     for s in counts:
@@ -237,7 +247,8 @@ def main() -> None:
                  for k, v in sorted(lat.items())},
         "server_side": served,
         "codes": {f"{rpc} {code}": n for (rpc, code), n in sorted(codes.items())},
-        "rate_per_s": {rpc: round(sum(n for (r, c), n in codes.items() if r == rpc) / args.duration, 1) for rpc in RPCS},
+        # over the whole run: workers finish the trial they hold after --duration, at the pace they get
+        "rate_per_s": {rpc: round(sum(n for (r, c), n in codes.items() if r == rpc) / elapsed, 1) for rpc in RPCS},
         "optimizer": {"rss_max_mib": round(max(rss) / 2**20, 1), "rss_end_mib": round(rss[-1] / 2**20, 1),
                       "threads_max": max(threads),
                       "cpu_s": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 1)},

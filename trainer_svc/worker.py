@@ -150,8 +150,15 @@ class Worker:
         return done
 
     def no_more_work(self) -> bool:
-        """True when the worker's study (without one: every study) is no longer active."""
-        studies = [self.client.get_study(self.study_id)] if self.study_id else self.client.list_studies()
+        """True when the worker's study (without one: every study) is no longer active. An optimizer
+        that does not answer is no answer: False, and the next lease waits the outage out."""
+        try:
+            studies = [self.client.get_study(self.study_id)] if self.study_id else self.client.list_studies()
+        except (InvalidArgument, NotFound):
+            raise
+        except OptimizerError as e:
+            log.warning("is the study done? no answer (%s); asking again after the next lease", e)
+            return False
         return not any(s.state == STUDY_ACTIVE for s in studies)
 
     def run_one(self, trial, lease) -> str:

@@ -61,3 +61,23 @@ def test_a_trainer_stopped_before_its_study_is_done_exits_143(service, tmp_path)
     finally:
         if waiting.poll() is None:
             waiting.kill()
+
+
+def test_a_job_worker_asking_whether_its_study_is_done_outlives_an_optimizer_outage(tmp_path) -> None:
+    """The check between two leases must not end the worker when the optimizer is away (it would
+    otherwise exit on a transport error, a failed pod of the Job): no answer counts as 'not done'."""
+    from optimizer_svc.core import OptimizerCore
+    from optimizer_svc.server import make_server
+    from trainer_svc.worker import Worker
+
+    core = OptimizerCore(str(tmp_path / "svc.db"))
+    server, port = make_server(core, "127.0.0.1:0")
+    server.start()
+    study = core.create_study(small_spec(**ONE_AT_A_TIME))
+    with OptimizerClient(f"127.0.0.1:{port}", retry_for=0.5, deadline=2) as client:
+        worker = Worker(client, str(tmp_path / "store"), worker_id="job-worker", cache_dir=tmp_path / "cache",
+                        work_dir=tmp_path / "work", study_id=study.id, lease_wait=0.2)
+        assert worker.no_more_work() is False
+        server.stop(grace=None).wait()  # the optimizer restarts (or its node is drained)
+        core.close()
+        assert worker.no_more_work() is False  # no answer: keep the worker, the next lease waits
