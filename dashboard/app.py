@@ -30,7 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from optimizer_svc.client import Unavailable
-from optimizer_svc.errors import FailedPrecondition, InvalidArgument, NotFound, OptimizerError
+from optimizer_svc.errors import FailedPrecondition, InvalidArgument, NotFound, OptimizerError, PermissionDenied
 
 from .backend import Backend
 from .config import MODEL_NAME, Access, DashboardConfig
@@ -54,6 +54,8 @@ def _optimizer_error(e: OptimizerError) -> JSONResponse:
         return _error(409, str(e))
     if isinstance(e, Unavailable):
         return _error(503, str(e))
+    if isinstance(e, PermissionDenied):  # the dashboard's token may not do this
+        return _error(403, str(e))
     return _error(502, str(e))
 
 
@@ -79,16 +81,17 @@ def make_app(config: DashboardConfig, backend: Backend | None = None, metrics: M
 
     def readable(route: str, handler):
         async def guarded(request: Request) -> Response:
-            if not access.may_read(request):
-                return _error(401, "not allowed to read")
+            refused = access.may_read(request)
+            if refused:
+                return _error(*refused)
             return await handler(request)
         return measured(route, guarded)
 
     def acting(route: str, handler):
         async def guarded(request: Request) -> Response:
-            allowed, why = access.may_act(request)
-            if not allowed:
-                return _error(403, why)
+            refused = access.may_act(request)
+            if refused:
+                return _error(*refused)
             return await handler(request)
         return measured(route, guarded)
 

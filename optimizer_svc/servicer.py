@@ -17,8 +17,8 @@ from saga.v1 import optimizer_pb2_grpc as pb_grpc
 
 from .admission import Admission
 from .core import OptimizerCore
-from .errors import (FailedPrecondition, InvalidArgument, NotFound, OptimizerError, ResourceExhausted,
-                     Unavailable)
+from .errors import (FailedPrecondition, InvalidArgument, NotFound, OptimizerError, PermissionDenied,
+                     ResourceExhausted, Unavailable)
 from .lease_broker import LeaseBroker
 from .messages import study_pb, timestamp, trial_pb
 from .storage_errors import storage_error
@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 _CODES = {InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT, NotFound: grpc.StatusCode.NOT_FOUND,
           FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-          ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED, Unavailable: grpc.StatusCode.UNAVAILABLE}
+          ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED, Unavailable: grpc.StatusCode.UNAVAILABLE,
+          PermissionDenied: grpc.StatusCode.PERMISSION_DENIED}
 _OUTCOMES = {pb.OUTCOME_SUCCEEDED: "SUCCEEDED", pb.OUTCOME_FAILED: "FAILED", pb.OUTCOME_INFEASIBLE: "INFEASIBLE",
              pb.OUTCOME_RELEASED: "RELEASED"}
 _DECISIONS = {"continue": pb.CONTINUE, "stop_step": pb.STOP_STEP, "stop_trial": pb.STOP_TRIAL}

@@ -1,0 +1,63 @@
+"""The dashboard over HTTPS with tokens, in front of an optimizer with TLS and tokens: its API
+needs a bearer token (reader reads, client acts), and it reaches the optimizer with its own CA and
+token from the environment."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from optimizer_svc.core import OptimizerCore
+from optimizer_svc.server import make_server
+from saga.security.tls import ServerTLS
+from saga.security.tokens import TokenFile, line_for, new_token
+
+from .conftest import stop
+
+DASHBOARD, READER, CLIENT = new_token(), new_token(), new_token()
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory, certs):
+    root = tmp_path_factory.mktemp("secured")
+    hashes = root / "hashes"
+    hashes.write_text("\n".join([line_for(DASHBOARD, ["reader"]), line_for(READER, ["reader"]),
+                                 line_for(CLIENT, ["client"])]) + "\n")
+    core = OptimizerCore(str(root / "opt.db"))
+    server, port = make_server(core, "127.0.0.1:0", tls=ServerTLS(certs.server_cert, certs.server_key),
+                               tokens=TokenFile(hashes))
+    server.start()
+    env = {**os.environ, "SAGA_TLS_CA": str(certs.ca), "SAGA_TOKEN": DASHBOARD}
+    p = subprocess.Popen([sys.executable, "-m", "saga.cli.main", "dashboard", "--optimizer", f"localhost:{port}",
+                          "--port", "0", "--enable-actions", "--tls-cert", str(certs.server_cert),
+                          "--tls-key", str(certs.server_key), "--token-hashes", str(hashes)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    line = p.stdout.readline()
+    assert "dashboard listening on https://" in line, line + p.stdout.read()
+    yield line.split()[3].replace("127.0.0.1", "localhost")
+    stop(p)
+    server.stop(grace=None).wait()
+    core.close()
+
+
+def get(url: str, certs, token: str | None, method: str = "GET") -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.request(method, url, headers=headers, verify=str(certs.ca), timeout=30)
+
+
+def test_reader_reads_through_the_dashboard_and_the_optimizer_and_cannot_act(secured, certs):
+    reply = get(f"{secured}api/studies", certs, READER)
+    assert reply.status_code == 200, reply.text  # the dashboard's own token and CA reached the optimizer
+    refused = get(f"{secured}api/studies/st-none/stop", certs, READER, "POST")
+    assert refused.status_code == 403 and "client" in refused.json()["error"]
+
+
+def test_no_token_or_an_unknown_one_is_401(secured, certs):
+    for token in (None, "saga_made-up"):
+        reply = get(f"{secured}api/studies", certs, token)
+        assert reply.status_code == 401 and "token" in reply.json()["error"]
+    with pytest.raises(requests.exceptions.SSLError):  # HTTPS with a certificate this CA did not sign
+        requests.get(f"{secured}api/studies", verify=str(certs.other_ca), timeout=30)
