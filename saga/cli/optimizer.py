@@ -24,6 +24,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    default=os.environ.get("SAGA_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
                    help="trainers cannot reach the internet: refuse studies with `weights: imagenet` at creation "
                         "and say how to use a weights file from the store (env SAGA_OFFLINE=true)")
+    p.add_argument("--health-port", type=int, default=int(os.environ.get("SAGA_HEALTH_PORT", "-1")),
+                   help="also serve gRPC health alone, in plain text, on this port: for kubelet probes, "
+                        "which cannot speak TLS (env SAGA_HEALTH_PORT; -1, the default, disables)")
     security_flags.add_server(p)
 
 
@@ -37,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         serve(host=args.host, port=args.port, db=args.db,
               metrics_port=None if args.metrics_port < 0 else args.metrics_port,
               check_datasets=not args.no_dataset_check, offline=args.offline,
-              tls=security_flags.server_tls(args), tokens=security_flags.token_file(args))
+              tls=security_flags.server_tls(args), tokens=security_flags.token_file(args),
+              health_port=None if args.health_port < 0 else args.health_port)
     # A taken port, an unusable database, a certificate or token file to fix: one line.
     except (OSError, SchemaError, sqlite3.Error, SecurityConfigError) as e:
         print(f"saga optimizer: {e}", file=sys.stderr, flush=True)

@@ -73,3 +73,26 @@ def test_incomplete_or_unreadable_tls_options_are_named(tmp_path, certs):
         ServerTLS(tmp_path / "missing.pem", certs.server_key).grpc_credentials()
     with pytest.raises(TLSConfigError, match="needs its key"):
         ClientTLS(certs.ca, cert=certs.client_cert)
+
+
+def test_health_alone_answers_kubelet_in_plain_text_beside_the_tls_port(tmp_path, certs):
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from saga.v1 import optimizer_pb2 as pb
+    from saga.v1 import optimizer_pb2_grpc as pb_grpc
+
+    core = OptimizerCore(str(tmp_path / "o.db"))
+    server, port = make_server(core, "127.0.0.1:0", tls=ServerTLS(certs.server_cert, certs.server_key),
+                               health_address="127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.health_port}") as channel:
+            answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            with pytest.raises(grpc.RpcError) as e:  # the API is not on the plain-text port
+                pb_grpc.OptimizerStub(channel).ListStudies(pb.ListStudiesRequest(), timeout=10)
+            assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        server.stop(0).wait()
+        core.close()
