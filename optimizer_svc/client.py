@@ -62,7 +62,9 @@ class OptimizerClient:
         self.deadline = deadline
         self.retry_for = retry_for
         self.abort = abort or threading.Event()
-        self._channel = channels.channel(target, security, CHANNEL_OPTIONS)
+        self._channel = channels.channel(target, security, CHANNEL_OPTIONS, attach_token=False)
+        # The token as call metadata (None without one): pass it on calls made on ``stub`` directly.
+        self.metadata = (security or channels.PLAIN).metadata() or None
         self.stub = pb_grpc.OptimizerStub(self._channel)
         self._outage_lock = threading.Lock()
         self._outage_since: float | None = None
@@ -84,7 +86,7 @@ class OptimizerClient:
         delay = 0.2
         while True:
             try:
-                result = fn(request, timeout=deadline or self.deadline)
+                result = fn(request, timeout=deadline or self.deadline, metadata=self.metadata)
                 self._outage_over()
                 return result
             except grpc.RpcError as e:
@@ -184,7 +186,7 @@ class OptimizerClient:
     def watch(self, study_id: str) -> Iterator[pb.WatchStudyResponse]:
         """Study events until the study ends; no deadline, since a study can run for days."""
         try:
-            yield from self.stub.WatchStudy(pb.WatchStudyRequest(study_id=study_id))
+            yield from self.stub.WatchStudy(pb.WatchStudyRequest(study_id=study_id), metadata=self.metadata)
         except grpc.RpcError as e:
             raise self._error(e.code(), e.details()) from None
 

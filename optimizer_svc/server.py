@@ -26,6 +26,7 @@ from .core import OptimizerCore
 from .datasets import DatasetCheck
 from .lease_broker import LeaseBroker
 from .policy import POLICY
+from .projects import Projects
 from .servicer import OptimizerServicer
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class OptimizerServer:
                                        options=[*GRPC_SERVER_OPTIONS,
                                                 ("grpc.max_receive_message_length", max_message_bytes),
                                                 ("grpc.max_send_message_length", 64 * 1024 * 1024)])
-        optimizer_pb2_grpc.add_OptimizerServicer_to_server(OptimizerServicer(core, self.admission, self.broker),
+        optimizer_pb2_grpc.add_OptimizerServicer_to_server(OptimizerServicer(core, self.admission, self.broker, self.guard),
                                                            self._server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
@@ -151,11 +152,12 @@ class LeaseReaper(threading.Thread):
 
 def serve(*, host: str, port: int, db: str, metrics_port: int | None, reap_interval: float = 1.0,
           limits: Limits | None = None, check_datasets: bool = True, offline: bool = False,
-          tls: ServerTLS | None = None, tokens: TokenFile | None = None, health_port: int | None = None) -> None:
+          tls: ServerTLS | None = None, tokens: TokenFile | None = None, health_port: int | None = None,
+          projects: Projects | None = None) -> None:
     """Runs the service until SIGTERM or SIGINT. PortInUse when a port is taken. ``check_datasets``:
     read each new study's dataset manifest when the store is reachable (optimizer_svc.datasets)."""
     check_free("optimizer", host, port)
-    core = OptimizerCore(db, datasets=DatasetCheck() if check_datasets else None, offline=offline)
+    core = OptimizerCore(db, datasets=DatasetCheck() if check_datasets else None, offline=offline, projects=projects)
     try:
         server, bound = make_server(core, f"{host}:{port}", limits=limits, tls=tls, tokens=tokens,
                                     health_address=None if health_port is None else f"{host}:{health_port}")

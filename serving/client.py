@@ -44,7 +44,8 @@ class GrpcFrameClient:
     def __init__(self, address: str, model: str, *, version: int | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S, security: channels.ClientSecurity | None = None) -> None:
         self._security = security
-        self._channel = channels.channel(address, security)
+        self._channel = channels.channel(address, security, attach_token=False)
+        self._metadata = (security or channels.PLAIN).metadata() or None
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         # Everything but the image is the same for every frame: built once, copied per call.
         self._request = predict_pb2.PredictRequest(output_filter=["classes", "scores"])
@@ -62,7 +63,7 @@ class GrpcFrameClient:
         request.CopyFrom(self._request)
         request.inputs["image_bytes"].string_val.append(image)
         try:
-            response = self._stub.Predict(request, timeout=self.timeout_s)
+            response = self._stub.Predict(request, timeout=self.timeout_s, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise ClassifyError(f"{exc.code().name}: {exc.details()}"
                                 f"{channels.hint(exc.details(), self._security)}") from exc

@@ -3,9 +3,11 @@ needs a bearer token (reader reads, client acts), and it reaches the optimizer w
 token from the environment."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import pytest
 import requests
@@ -18,6 +20,12 @@ from saga.security.tokens import TokenFile, line_for, new_token
 from .conftest import stop
 
 DASHBOARD, READER, CLIENT = new_token(), new_token(), new_token()
+
+
+@dataclass(frozen=True)
+class Secured:
+    url: str        # the dashboard, https
+    optimizer: str  # HOST:PORT, TLS and tokens
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +45,7 @@ def secured(tmp_path_factory, certs):
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     line = p.stdout.readline()
     assert "dashboard listening on https://" in line, line + p.stdout.read()
-    yield line.split()[3].replace("127.0.0.1", "localhost")
+    yield Secured(line.split()[3].replace("127.0.0.1", "localhost"), f"localhost:{port}")
     stop(p)
     server.stop(grace=None).wait()
     core.close()
@@ -49,15 +57,32 @@ def get(url: str, certs, token: str | None, method: str = "GET") -> requests.Res
 
 
 def test_reader_reads_through_the_dashboard_and_the_optimizer_and_cannot_act(secured, certs):
-    reply = get(f"{secured}api/studies", certs, READER)
+    reply = get(f"{secured.url}api/studies", certs, READER)
     assert reply.status_code == 200, reply.text  # the dashboard's own token and CA reached the optimizer
-    refused = get(f"{secured}api/studies/st-none/stop", certs, READER, "POST")
+    refused = get(f"{secured.url}api/studies/st-none/stop", certs, READER, "POST")
     assert refused.status_code == 403 and "client" in refused.json()["error"]
 
 
 def test_no_token_or_an_unknown_one_is_401(secured, certs):
     for token in (None, "saga_made-up"):
-        reply = get(f"{secured}api/studies", certs, token)
+        reply = get(f"{secured.url}api/studies", certs, token)
         assert reply.status_code == 401 and "token" in reply.json()["error"]
     with pytest.raises(requests.exceptions.SSLError):  # HTTPS with a certificate this CA did not sign
-        requests.get(f"{secured}api/studies", verify=str(certs.other_ca), timeout=30)
+        requests.get(f"{secured.url}api/studies", verify=str(certs.other_ca), timeout=30)
+
+
+def test_live_events_reach_the_page_through_tls_and_tokens(secured, certs):
+    from optimizer_svc.client import OptimizerClient
+    from saga.security.channels import ClientSecurity
+    from saga.security.tls import ClientTLS
+    from tests.optimizer.conftest import small_spec
+
+    optimizer = secured.optimizer
+    with OptimizerClient(optimizer, security=ClientSecurity(ClientTLS(certs.ca), CLIENT)) as client:
+        study = client.create_study(small_spec())
+    with requests.get(f"{secured.url}api/studies/{study.id}/events", headers={"Authorization": f"Bearer {READER}"},
+                      verify=str(certs.ca), timeout=30, stream=True) as events:
+        assert events.status_code == 200
+        # the first event relayed from the optimizer's WatchStudy (the dashboard's token went with it)
+        first = next(line for line in events.iter_lines() if line.startswith(b"data:"))
+    assert json.loads(first[5:])["study_id"] == study.id, first  # an event, not a failure
