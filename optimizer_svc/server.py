@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from saga.ports import GRPC_SERVER_OPTIONS, bind_failed, check_free, split_address, start_metrics_server
 from saga.security.guard import AioGuardInterceptor, Guard
-from saga.security.tls import ServerTLS, add_port
+from saga.security.tls import ServerTLS, add_port, exposure_warning
 from saga.security.tokens import TokenFile
 from saga.v1 import optimizer_pb2, optimizer_pb2_grpc
 
@@ -58,7 +58,8 @@ class OptimizerServer:
     async def _build(self, core: OptimizerCore, address: str, max_message_bytes: int,
                      tls: ServerTLS | None, tokens: TokenFile | None) -> int:
         self.broker = LeaseBroker(core, self.admission, self._loop)
-        self.guard = Guard(tokens, POLICY, "the optimizer") if tokens is not None else None
+        self.guard = None if tokens is None else Guard(
+            tokens, POLICY, "the optimizer", on_refusal=lambda method, code: core.metrics.rpcs.labels(method, code).inc())
         self._server = grpc.aio.server(interceptors=[AioGuardInterceptor(self.guard)] if self.guard else [],
                                        options=[*GRPC_SERVER_OPTIONS,
                                                 ("grpc.max_receive_message_length", max_message_bytes),
@@ -174,6 +175,9 @@ def serve(*, host: str, port: int, db: str, metrics_port: int | None, reap_inter
     auth = "tokens required" if tokens else "no tokens"
     log.info("optimizer listening on %s:%d (%s, %s; database %s)", host, bound, mode, auth, db)
     print(f"optimizer listening on {host}:{bound} ({mode}, {auth})", flush=True)
+    warning = exposure_warning("the optimizer", host, tls, tokens)
+    if warning:
+        log.warning("%s", warning)
     if server.health_port is not None:
         print(f"optimizer health (plain text) on {host}:{server.health_port}", flush=True)
     done = threading.Event()

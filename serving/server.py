@@ -17,7 +17,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 
 from saga.ports import GRPC_SERVER_OPTIONS, bind_failed, check_free
 from saga.security.guard import Guard, GuardInterceptor
-from saga.security.tls import ServerTLS, add_port
+from saga.security.tls import ServerTLS, add_port, exposure_warning
 from saga.security.tokens import ROLES, TokenFile
 from serving.batching import BatchingQueue
 from serving.grpc_api import ModelStatusServicer, PredictionServicer
@@ -92,6 +92,9 @@ class ServingServer:
             self.metrics_port = self._metrics_http.server_address[1]
         log.info("serving %s: gRPC :%s, REST :%s, metrics :%s", ",".join(self.registry.names),
                  self.grpc_port, self.rest_port, self.metrics_port)
+        warning = exposure_warning("the model server", self.config.host, self.config.tls, self.config.tokens)
+        if warning:
+            log.warning("%s", warning)
 
     def _update_health(self) -> None:
         state = (health_pb2.HealthCheckResponse.SERVING if self.registry.ready()

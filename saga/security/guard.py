@@ -7,7 +7,7 @@ Health checks and reflection stay open (kubelet probes carry no token).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import grpc
 
@@ -29,10 +29,13 @@ class Refusal:
 
 class Guard:
     """``policy``: method name (the last part of a gRPC method, or any label for HTTP) -> the roles
-    allowed (admin always is). A method the policy does not name is admin-only."""
+    allowed (admin always is). A method the policy does not name is admin-only. ``on_refusal``:
+    called with (method name, status code name) for every gRPC call refused (a metric)."""
 
-    def __init__(self, tokens: TokenFile, policy: Mapping[str, Sequence[str]], service: str):
+    def __init__(self, tokens: TokenFile, policy: Mapping[str, Sequence[str]], service: str,
+                 on_refusal: Callable[[str, str], None] | None = None):
         self.tokens, self.policy, self.service = tokens, policy, service
+        self.on_refusal = on_refusal
 
     def principal(self, authorization: str | None) -> Principal | Refusal:
         token = bearer(authorization)
@@ -66,7 +69,11 @@ class Guard:
             return None
         auth = next((v for k, v in metadata or () if k == "authorization"), None)
         result = self.check(method, auth if isinstance(auth, str) else None)
-        return result if isinstance(result, Refusal) else None
+        if not isinstance(result, Refusal):
+            return None
+        if self.on_refusal is not None:
+            self.on_refusal(method.rsplit("/", 1)[-1], result.code.name)
+        return result
 
 
 def _refusing(handler: grpc.RpcMethodHandler, refusal: Refusal, asynchronous: bool) -> grpc.RpcMethodHandler:

@@ -162,3 +162,13 @@ def is_handshake_failure(details: str | None) -> bool:
     certificate, plain text against TLS): retrying cannot help."""
     text = (details or "").lower()
     return any(marker in text for marker in HANDSHAKE_MARKERS)
+
+
+def exposure_warning(what: str, host: str, tls: ServerTLS | None, tokens: object | None) -> str | None:
+    """A warning for a server reachable beyond this machine without TLS or tokens; None on loopback
+    (``saga up``, ``saga demo``) or when both are on."""
+    if host in ("127.0.0.1", "::1", "localhost") or (tls is not None and tokens is not None):
+        return None
+    missing = " and ".join(m for m, on in (("TLS", tls), ("tokens", tokens)) if on is None)
+    return (f"{what} listens on {host} without {missing}: anyone who reaches the port can use it "
+            "(docs/SECURITY.md: --tls-cert/--tls-key, --token-hashes)")

@@ -124,7 +124,7 @@ def test_build_context_holds_what_copy_needs_and_no_local_secrets() -> None:
 
 
 def test_the_project_wheel_holds_every_package_and_every_image_installs_it() -> None:
-    include = re.search(r"^include = \[(.*)\]", (REPO / "pyproject.toml").read_text(), re.M)
+    include = re.search(r"^include = \[(.*?)\]", (REPO / "pyproject.toml").read_text(), re.M | re.S)
     packages = {p.strip().strip('"').rstrip("*") for p in include.group(1).split(",")}
     copied = {sources[0] for sources in STAGES["saga-wheel"].copies}
     assert packages <= copied, f"the wheel stage does not copy {sorted(packages - copied)}"

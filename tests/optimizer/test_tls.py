@@ -96,3 +96,13 @@ def test_health_alone_answers_kubelet_in_plain_text_beside_the_tls_port(tmp_path
     finally:
         server.stop(0).wait()
         core.close()
+
+
+def test_a_server_open_beyond_loopback_without_tls_or_tokens_is_warned_about(certs):
+    from saga.security.tls import exposure_warning
+
+    tls = ServerTLS(certs.server_cert, certs.server_key)
+    assert exposure_warning("the optimizer", "127.0.0.1", None, None) is None  # saga up, saga demo
+    assert exposure_warning("the optimizer", "0.0.0.0", tls, object()) is None
+    assert "without TLS and tokens" in exposure_warning("the optimizer", "0.0.0.0", None, None)
+    assert "without tokens" in exposure_warning("the optimizer", "0.0.0.0", tls, None)

@@ -37,6 +37,7 @@ def optimizer(tmp_path, certs):
         c = OptimizerClient(f"localhost:{port}", retry_for=0, security=ClientSecurity(ClientTLS(certs.ca), token))
         opened.append(c)
         return c
+    client.core = core
     yield client, hashes
     for c in opened:
         c.close()
@@ -73,6 +74,8 @@ def test_no_token_or_an_unknown_token_is_unauthenticated(optimizer):
         as_(None).list_studies()
     with pytest.raises(Unauthenticated, match="does not know this token"):
         as_("saga_made-up").list_studies()
+    # refusals are counted like every other answer (saga_rpcs_total{method, code})
+    assert as_.core.metrics.rpcs.labels("ListStudies", "UNAUTHENTICATED")._value.get() == 2
 
 
 def test_the_token_file_is_reread_when_it_changes(optimizer):
