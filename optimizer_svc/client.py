@@ -63,12 +63,16 @@ class OptimizerClient:
         self.retry_for = retry_for
         self.abort = abort or threading.Event()
         self._channel = channels.channel(target, security, CHANNEL_OPTIONS, attach_token=False)
-        # The token as call metadata (None without one): pass it on calls made on ``stub`` directly.
-        self.metadata = (security or channels.PLAIN).metadata() or None
         self.stub = pb_grpc.OptimizerStub(self._channel)
         self._outage_lock = threading.Lock()
         self._outage_since: float | None = None
         self._outage_logged = 0.0
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """The token as call metadata (None without one), current after a rotation of its file;
+        pass it on calls made on ``stub`` directly."""
+        return self.security.metadata() or None if self.security is not None else None
 
     def close(self) -> None:
         self._channel.close()

@@ -94,12 +94,11 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
             return frozenset()
         return None if "*" in who.projects else who.projects
 
-    def _study(self, study_id: str, projects: frozenset[str] | None):
-        """The study, if the caller may see it (NotFound otherwise); runs on a pool thread."""
-        study = self.core.get_study(study_id)
-        if projects is not None and study.project not in projects:
+    def _visible(self, study_id: str, projects: frozenset[str] | None) -> None:
+        """NotFound unless the caller may see the study (no check without project limits); runs on
+        a pool thread."""
+        if projects is not None and self.core.get_study(study_id).project not in projects:
             raise NotFound(f"study {study_id!r} not found")
-        return study
 
     def _count(self, name: str, code: str) -> None:
         self.core.metrics.rpcs.labels(name, code).inc()
@@ -139,8 +138,11 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
     @_translated
     async def GetStudy(self, request, context):
         projects = self._projects(context)
-        return await self.admission.call(
-            lambda: pb.GetStudyResponse(study=study_pb(self._study(request.study_id, projects))))
+
+        def answer() -> pb.GetStudyResponse:
+            self._visible(request.study_id, projects)
+            return pb.GetStudyResponse(study=study_pb(self.core.get_study(request.study_id)))
+        return await self.admission.call(answer)
 
     @_translated
     async def ListStudies(self, request, context):
@@ -154,7 +156,7 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
         projects = self._projects(context)
 
         def answer() -> pb.StopStudyResponse:
-            self._study(request.study_id, projects)
+            self._visible(request.study_id, projects)
             return pb.StopStudyResponse(study=study_pb(self.core.stop_study(request.study_id, request.reason)))
         return await self.admission.call(answer)
 
@@ -208,7 +210,7 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
         projects = self._projects(context)
 
         def answer() -> pb.ListTrialsResponse:
-            self._study(request.study_id, projects)
+            self._visible(request.study_id, projects)
             trials = self.core.list_trials(request.study_id, request.phase if request.has_phase else None,
                                            request.with_measurements)
             return pb.ListTrialsResponse(trials=[trial_pb(t) for t in trials])
@@ -219,7 +221,7 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
         projects = self._projects(context)
 
         def answer() -> pb.GetBestTrialResponse:
-            self._study(request.study_id, projects)
+            self._visible(request.study_id, projects)
             best = self.core.best_trial(request.study_id, request.phase if request.has_phase else None)
             return pb.GetBestTrialResponse(trial=trial_pb(best) if best else None)
         return await self.admission.call(answer)
@@ -228,7 +230,7 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
     async def WatchStudy(self, request, context):
         projects = self._projects(context)
         if projects is not None:
-            await self.admission.call(lambda: self._study(request.study_id, projects))
+            await self.admission.call(lambda: self._visible(request.study_id, projects))
         with self.admission.stream_slot():
             first = True
             async for message in self.watcher.stream(request.study_id):

@@ -45,7 +45,6 @@ class GrpcFrameClient:
                  timeout_s: float = DEFAULT_TIMEOUT_S, security: channels.ClientSecurity | None = None) -> None:
         self._security = security
         self._channel = channels.channel(address, security, attach_token=False)
-        self._metadata = (security or channels.PLAIN).metadata() or None
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         # Everything but the image is the same for every frame: built once, copied per call.
         self._request = predict_pb2.PredictRequest(output_filter=["classes", "scores"])
@@ -63,7 +62,8 @@ class GrpcFrameClient:
         request.CopyFrom(self._request)
         request.inputs["image_bytes"].string_val.append(image)
         try:
-            response = self._stub.Predict(request, timeout=self.timeout_s, metadata=self._metadata)
+            response = self._stub.Predict(request, timeout=self.timeout_s,
+                                          metadata=(self._security or channels.PLAIN).metadata() or None)
         except grpc.RpcError as exc:
             raise ClassifyError(f"{exc.code().name}: {exc.details()}"
                                 f"{channels.hint(exc.details(), self._security)}") from exc
@@ -83,7 +83,7 @@ class RestFrameClient:
         path = f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "")
         self._url = f"{'https' if security.tls else 'http'}://{address}{path}:predict"
         self._session = requests.Session()
-        self._session.headers.update(security.http_headers())
+        self._security = security
         # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a session's verify.
         tls = security.tls
         self._tls_args: dict[str, object] = {} if tls is None else {
@@ -95,7 +95,8 @@ class RestFrameClient:
         """(label, probability, version) of one JPEG/PNG image; version is 0 (REST does not say)."""
         body = {"instances": [{"b64": base64.b64encode(image).decode()}]}
         try:
-            response = self._session.post(self._url, json=body, timeout=self.timeout_s, **self._tls_args)
+            response = self._session.post(self._url, json=body, timeout=self.timeout_s,
+                                          headers=self._security.http_headers(), **self._tls_args)
         except requests.RequestException as exc:
             raise ClassifyError(str(exc)) from exc
         if response.status_code != 200:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import grpc
@@ -17,28 +18,44 @@ from . import tls, tokens
 
 @dataclass(frozen=True)
 class ClientSecurity:
-    """How a client proves the server is genuine (``tls``) and who it is (``token``)."""
+    """How a client proves the server is genuine (``tls``) and who it is: ``token``, or the file
+    ``token_file`` holding it, reread when it changes (a rotated Secret)."""
 
     tls: tls.ClientTLS | None = None
     token: str | None = None
+    token_file: tokens.ClientTokenFile | None = None
 
     def __repr__(self) -> str:  # never print the token
-        return f"ClientSecurity(tls={self.tls!r}, token={'set' if self.token else None})"
+        given = "set" if self.token else (str(self.token_file.path) if self.token_file else None)
+        return f"ClientSecurity(tls={self.tls!r}, token={given})"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "ClientSecurity":
-        return cls(tls.client_tls_from_env(env), tokens.client_token(env))
+        return cls(tls.client_tls_from_env(env), *tokens.client_token_source(env))
 
     @classmethod
     def from_args(cls, args: Any, env: Mapping[str, str] = os.environ) -> "ClientSecurity":
         """Flags added by :func:`add_flags` (their defaults already read the environment)."""
-        return cls(tls.client_tls_from_args(args), tokens.client_token(env, getattr(args, "token_file", None)))
+        return cls(tls.client_tls_from_args(args), *tokens.client_token_source(env, getattr(args, "token_file", None)))
+
+    @classmethod
+    def with_token_file(cls, client_tls: tls.ClientTLS | None, path: str | Path) -> "ClientSecurity":
+        return cls(client_tls, *tokens.client_token_source({}, str(path)))
+
+    def current_token(self) -> str | None:
+        return self.token_file.current() if self.token_file is not None else self.token
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self.token or self.token_file)
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
+        token = self.current_token()
+        return (("authorization", f"Bearer {token}"),) if token else ()
 
     def http_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        token = self.current_token()
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 PLAIN = ClientSecurity()
@@ -62,11 +79,11 @@ class _BearerInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClien
     """Adds ``authorization: Bearer TOKEN`` to every call (on plain text too, unlike grpc's call
     credentials, so a loopback or service-mesh deployment can use tokens without TLS)."""
 
-    def __init__(self, metadata: tuple[tuple[str, str], ...]):
-        self._metadata = metadata
+    def __init__(self, security: ClientSecurity):
+        self._security = security
 
     def _details(self, d: grpc.ClientCallDetails) -> _Details:
-        return _Details(d.method, d.timeout, [*(d.metadata or ()), *self._metadata], d.credentials,
+        return _Details(d.method, d.timeout, [*(d.metadata or ()), *self._security.metadata()], d.credentials,
                         d.wait_for_ready, d.compression)
 
     def intercept_unary_unary(self, continuation, details, request):
@@ -92,8 +109,8 @@ def channel(target: str, security: ClientSecurity | None = None,
         ch = grpc.insecure_channel(target, options=list(options))
     else:
         ch = grpc.secure_channel(target, security.tls.grpc_credentials(), options=list(options))
-    if security.token and attach_token:
-        return grpc.intercept_channel(ch, _BearerInterceptor(security.metadata()))
+    if security.has_token and attach_token:
+        return grpc.intercept_channel(ch, _BearerInterceptor(security))
     return ch
 
 

@@ -134,17 +134,47 @@ class TokenFile:
             self._stamp = stamp
 
 
-def client_token(env: Mapping[str, str] = os.environ, token_file: str | None = None) -> str | None:
-    """The token a client presents: ``token_file`` (a flag), else env SAGA_TOKEN, else the file named
-    by SAGA_TOKEN_FILE; None when none is set. An unreadable file is a TokenFileError."""
+def client_token_source(env: Mapping[str, str] = os.environ,
+                        token_file: str | None = None) -> tuple[str | None, "ClientTokenFile | None"]:
+    """Where a client's token comes from: (token, None) from env SAGA_TOKEN, or (None, a
+    ClientTokenFile) for ``token_file`` (a flag) or the file named by SAGA_TOKEN_FILE; (None, None)
+    when none is set. An unreadable file is a TokenFileError now, not at the first call."""
     path = token_file or (None if env.get(ENV_TOKEN) else env.get(ENV_TOKEN_FILE))
     if path:
+        source = ClientTokenFile(path)
+        source.current()
+        return None, source
+    return (env.get(ENV_TOKEN) or "").strip() or None, None
+
+
+class ClientTokenFile:
+    """A client's token in a file (a mounted Secret), reread when the file changes, so that a
+    long-running client (a trainer) follows a rotation without a restart."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._token: str | None = None
+
+    def current(self) -> str | None:
         try:
-            text = Path(path).read_text().strip()
+            st = os.stat(self.path)
         except OSError as e:
-            raise TokenFileError(f"token file {path}: cannot read ({e.strerror})") from None
-        return text or None
-    return (env.get(ENV_TOKEN) or "").strip() or None
+            if self._stamp is None:
+                raise TokenFileError(f"token file {self.path}: cannot read ({e.strerror})") from None
+            return self._token  # mid-rotation: keep the last one read
+        stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
+        if stamp != self._stamp:
+            with self._lock:
+                try:
+                    self._token = self.path.read_text().strip() or None
+                except OSError as e:
+                    if self._stamp is None:
+                        raise TokenFileError(f"token file {self.path}: cannot read ({e.strerror})") from None
+                    return self._token
+                self._stamp = stamp
+        return self._token
 
 
 def bearer(header: str | None) -> str | None:

@@ -54,6 +54,7 @@ def test_no_secret_in_logs_database_metrics_status_report_or_store(tmp_path, s3_
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    (tmp_path / "worker-token").write_text(WORKER + "\n")
     (tmp_path / "hashes").write_text(f"{line_for(WORKER, ['worker'])}\n{line_for(CLIENT, ['client'])}\n")
     tls = ["--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key)]
     logs, procs = tmp_path / "logs", []
@@ -75,7 +76,7 @@ def test_no_secret_in_logs_database_metrics_status_report_or_store(tmp_path, s3_
         trainer = spawn("trainer", ["trainer", "--optimizer", target, "--store", "s3://secrets",
                                     "--cache-dir", str(tmp_path / "cache"), "--metrics-port", "0",
                                     "--lease-wait", "2", "--tls-ca", str(certs.ca)],
-                        {"SAGA_TOKEN": WORKER})
+                        {"SAGA_TOKEN_FILE": str(tmp_path / "worker-token")})  # as a mounted Secret
         trainer_metrics = started(trainer, logs / "trainer.log", r"metrics on :(\d+)")[1]
         with pytest.raises(Unauthenticated):  # a refused token must not be logged either
             OptimizerClient(target, retry_for=0, security=ClientSecurity(ClientTLS(certs.ca), REFUSED)).list_studies()

@@ -104,3 +104,22 @@ def test_token_new_prints_the_token_once_and_a_line_holding_only_its_hash():
     assert token not in line and digest(token) in line
     principal = parse(line)[digest(token)]
     assert principal.roles == {"client", "worker"} and principal.projects == {"kvasir"}
+
+
+def test_a_client_follows_a_rotation_of_its_token_file_without_a_restart(optimizer, tmp_path, certs):
+    _, hashes = optimizer
+    port = optimizer[0](None).target.rsplit(":", 1)[1]
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKENS["reader"] + "\n")
+    client = OptimizerClient(f"localhost:{port}", retry_for=0,
+                             security=ClientSecurity.with_token_file(ClientTLS(certs.ca), token_file))
+    assert client.list_studies() == []
+    fresh = new_token()
+    hashes.write_text(line_for(fresh, ["reader"]) + "\n")  # the old token is revoked ...
+    with pytest.raises(Unauthenticated):
+        client.list_studies()
+    swap = tmp_path / "token.new"
+    swap.write_text(fresh + "\n")
+    os.replace(swap, token_file)  # ... and the client's Secret brings the new one
+    assert client.list_studies() == []
+    client.close()
