@@ -28,6 +28,8 @@ MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 # Reading the dashboard is reading studies; acting is what a client token may do to them.
 POLICY = {"read": ("reader", "client"), "act": ("client",)}
+# A browser sends no bearer header: /login keeps its token in this cookie (HttpOnly, SameSite=Strict).
+COOKIE = "saga_token"
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,21 @@ class Access:
     def _token(self, request: "Request", what: str) -> tuple[int, str] | None:
         if self.guard is None:
             return None
-        result = self.guard.check(what, request.headers.get("authorization"))
+        cookie = request.cookies.get(COOKIE)
+        header = request.headers.get("authorization") or (f"Bearer {cookie}" if cookie else None)
+        result = self.guard.check(what, header)
         return (result.http_status, result.message) if isinstance(result, Refusal) else None
+
+    @property
+    def tokens_required(self) -> bool:
+        return self.guard is not None
+
+    def login(self, token: str) -> str | None:
+        """None when ``token`` may read the dashboard, else why not."""
+        if self.guard is None:
+            return None
+        result = self.guard.check("read", f"Bearer {token}")
+        return result.message if isinstance(result, Refusal) else None
 
 
 def connect(config: DashboardConfig) -> "OptimizerClient":

@@ -86,3 +86,19 @@ def test_live_events_reach_the_page_through_tls_and_tokens(secured, certs):
         # the first event relayed from the optimizer's WatchStudy (the dashboard's token went with it)
         first = next(line for line in events.iter_lines() if line.startswith(b"data:"))
     assert json.loads(first[5:])["study_id"] == study.id, first  # an event, not a failure
+
+
+def test_a_browser_signs_in_once_and_its_token_rides_in_an_http_only_cookie(secured, certs):
+    browser = requests.Session()
+    page = browser.get(secured.url, verify=str(certs.ca), timeout=30)
+    assert page.url.endswith("/login") and 'name="token"' in page.text  # sent to sign in first
+    refused = browser.post(f"{secured.url}login", data={"token": "saga_made-up"}, verify=str(certs.ca), timeout=30)
+    assert refused.status_code == 401 and "does not know this token" in refused.text
+    signed = browser.post(f"{secured.url}login", data={"token": READER}, verify=str(certs.ca), timeout=30,
+                          allow_redirects=False)
+    assert signed.status_code == 303
+    cookie = signed.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "secure" in cookie and "samesite=strict" in cookie
+    assert 'id="main"' in browser.get(secured.url, verify=str(certs.ca), timeout=30).text  # the page itself
+    assert browser.get(f"{secured.url}api/studies", verify=str(certs.ca), timeout=30).status_code == 200
+    assert browser.post(f"{secured.url}api/studies/st-x/stop", verify=str(certs.ca), timeout=30).status_code == 403
