@@ -12,7 +12,8 @@ POLICY: dict[str, tuple[str, ...]] = {
     "CreateStudy": ("client",),
     "StopStudy": ("client",),
     # Workers ask whether their study is still active (trainer_svc.worker, --exit-when-done).
-    "GetStudy": (*READ, "worker"), "ListStudies": (*READ, "worker"), "GetTrial": READ, "ListTrials": READ, "GetBestTrial": READ,
+    "GetStudy": (*READ, "worker"), "ListStudies": (*READ, "worker"),
+    "GetTrial": READ, "ListTrials": READ, "GetBestTrial": READ,
     "WatchStudy": READ,
     "LeaseTrial": ("worker",), "ReportProgress": ("worker",), "CompleteTrial": ("worker",),
 }

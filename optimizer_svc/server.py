@@ -58,14 +58,16 @@ class OptimizerServer:
     async def _build(self, core: OptimizerCore, address: str, max_message_bytes: int,
                      tls: ServerTLS | None, tokens: TokenFile | None) -> int:
         self.broker = LeaseBroker(core, self.admission, self._loop)
-        self.guard = None if tokens is None else Guard(
-            tokens, POLICY, "the optimizer", on_refusal=lambda method, code: core.metrics.rpcs.labels(method, code).inc())
+
+        def refused(method: str, code: str) -> None:  # counted like every other answer
+            core.metrics.rpcs.labels(method, code).inc()
+        self.guard = None if tokens is None else Guard(tokens, POLICY, "the optimizer", on_refusal=refused)
         self._server = grpc.aio.server(interceptors=[AioGuardInterceptor(self.guard)] if self.guard else [],
                                        options=[*GRPC_SERVER_OPTIONS,
                                                 ("grpc.max_receive_message_length", max_message_bytes),
                                                 ("grpc.max_send_message_length", 64 * 1024 * 1024)])
-        optimizer_pb2_grpc.add_OptimizerServicer_to_server(OptimizerServicer(core, self.admission, self.broker, self.guard),
-                                                           self._server)
+        servicer = OptimizerServicer(core, self.admission, self.broker, self.guard)
+        optimizer_pb2_grpc.add_OptimizerServicer_to_server(servicer, self._server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         for name in ("", SERVICE_NAME):

@@ -20,5 +20,6 @@ def run(args: argparse.Namespace) -> int:
     token = new_token()
     projects = [p for p in args.projects.split(",") if p.strip()]
     print(f"token (shown once; give it to the client as SAGA_TOKEN or in a SAGA_TOKEN_FILE): {token}")
-    print(f"line for the token file (--token-hashes / SAGA_TOKEN_HASHES):\n{line_for(token, sorted(set(args.role)), projects)}")
+    line = line_for(token, sorted(set(args.role)), projects)
+    print(f"line for the token file (--token-hashes / SAGA_TOKEN_HASHES):\n{line}")
     return 0

@@ -65,7 +65,8 @@ def add_flags(parser, env: Mapping[str, str] = os.environ) -> None:
     """The client flags: TLS (saga.security.tls) and --token-file."""
     tls.add_client_flags(parser, env)
     parser.add_argument("--token-file", default=None,
-                        help=f"file holding this client's token (else env {tokens.ENV_TOKEN} or {tokens.ENV_TOKEN_FILE})")
+                        help=f"file holding this client's token, reread when it changes "
+                             f"(else env {tokens.ENV_TOKEN} or {tokens.ENV_TOKEN_FILE})")
 
 
 class _Details(collections.namedtuple("_Details", ("method", "timeout", "metadata", "credentials",

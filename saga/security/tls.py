@@ -123,7 +123,8 @@ def add_server_flags(parser, env: Mapping[str, str] = os.environ) -> None:
                         help=f"serve TLS with this PEM certificate chain (env {ENV_CERT}; with --tls-key)")
     parser.add_argument("--tls-key", default=env.get(ENV_KEY), help=f"the certificate's PEM key (env {ENV_KEY})")
     parser.add_argument("--tls-client-ca", default=env.get(ENV_CLIENT_CA),
-                        help=f"mutual TLS: accept only clients with a certificate signed by this CA (env {ENV_CLIENT_CA})")
+                        help=f"mutual TLS: accept only clients with a certificate signed by this CA "
+                             f"(env {ENV_CLIENT_CA})")
 
 
 def add_client_flags(parser, env: Mapping[str, str] = os.environ) -> None:
