@@ -118,3 +118,43 @@ def test_production_overlays_serve_tls_and_ask_for_tokens_from_mounted_secrets(r
         assert documented_file(spec, container, env["SAGA_TOKEN_FILE"]).endswith("-token")
     for probe in ("readinessProbe", "livenessProbe"):
         assert pod_spec(one(objects, "Deployment", "dashboard"))["containers"][0][probe]["httpGet"]["scheme"] == "HTTPS"
+
+
+def _ssl_config_message():
+    """TF Serving's SSLConfig (tensorflow_serving/config/ssl_config.proto), built here: the
+    tensorflow-serving-api package does not ship it."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    proto = descriptor_pb2.FileDescriptorProto(name="saga_test_ssl_config.proto", package="saga_test")
+    message = proto.message_type.add(name="SSLConfig")
+    for number, (name, kind) in enumerate((("server_key", 9), ("server_cert", 9), ("custom_ca", 9),
+                                           ("client_verify", 8)), 1):
+        message.field.add(name=name, number=number, type=kind, label=1)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("saga_test.SSLConfig"))
+
+
+def test_tf_serving_gets_its_certificate_as_the_ssl_config_it_parses(rendered, certs, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from google.protobuf import text_format
+
+    spec = pod_spec(one(rendered["overlays/gpu"], "Deployment", "tfserving"))
+    init = next(c for c in spec["initContainers"] if c["name"] == "tls-config")
+    serving = next(c for c in spec["containers"] if c["name"] == "tfserving")
+    config_path = flag(serving["args"], "--ssl_config_file")
+    assert _secret_file(spec, init, "/etc/saga/tls/tls.key")[0] == "saga-serving-tls"
+    # the file TF Serving reads is the one the init container writes, on the volume they share
+    written = next(m for m in init["volumeMounts"] if m["name"] == "tls-config")["mountPath"]
+    read = next(m for m in serving["volumeMounts"] if m["name"] == "tls-config")["mountPath"]
+    assert PurePosixPath(config_path).parent == PurePosixPath(read)
+    (tmp_path / "tls").mkdir()
+    (tmp_path / "tls" / "tls.key").write_bytes(certs.server_key.read_bytes())
+    (tmp_path / "tls" / "tls.crt").write_bytes(certs.server_cert.read_bytes())
+    (tmp_path / "out").mkdir()
+    script = init["command"][2].replace("/etc/saga/tls", str(tmp_path / "tls")).replace(written, str(tmp_path / "out"))
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    parsed = text_format.Parse((tmp_path / "out" / PurePosixPath(config_path).name).read_text(), _ssl_config_message()())
+    assert parsed.server_key == certs.server_key.read_text() and parsed.server_cert == certs.server_cert.read_text()
