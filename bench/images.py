@@ -29,11 +29,11 @@ sys.path.insert(0, str(REPO))
 
 from tests.deploy.cluster import Cluster, build, unavailable  # noqa: E402
 from tests.deploy.kustomize import render  # noqa: E402
-from tests.deploy.objects import one, trainer_workload  # noqa: E402
+from tests.deploy.objects import example_secrets, one, trainer_workload  # noqa: E402
 from tests.deploy.pods import container_run  # noqa: E402
 
 CPU_TARGETS = ("optimizer", "tools", "trainer-cpu", "serving-sync")
-SECRETS = {"saga-s3": {"access-key": "bench-access", "secret-key": "bench-secret-0123456789"}}
+SECRETS = example_secrets()  # made-up keys for every Secret of k8s/secret.example.yaml
 # Where buildah keeps RUN --mount=type=cache directories (the Dockerfile's id=saga-wheels).
 WHEEL_CACHE = Path(os.environ.get("TMPDIR", "/var/tmp")) / "buildah-cache" / "saga-wheels"
 STUDY = {"name": "bench", "dataset": {"uri": "s3://saga/datasets/tiny"}, "model": {"weights": None, "image_size": 32},

@@ -18,26 +18,36 @@ action, 404 for an unknown study or job, 503 when the optimizer cannot be reache
 from __future__ import annotations
 
 import contextlib
+import html
 import json
+import urllib.parse
 import time
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import (FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response,
+                                 StreamingResponse)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from optimizer_svc.client import Unavailable
-from optimizer_svc.errors import FailedPrecondition, InvalidArgument, NotFound, OptimizerError
+from optimizer_svc.errors import FailedPrecondition, InvalidArgument, NotFound, OptimizerError, PermissionDenied
 
 from .backend import Backend
-from .config import MODEL_NAME, Access, DashboardConfig
+from .config import COOKIE, MODEL_NAME, Access, DashboardConfig
 from .live import relay
 from .metrics import Metrics
 
 STATIC = Path(__file__).parent / "static"
+# With a token file, a browser signs in once; the token then rides in an HttpOnly cookie.
+LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Saga: sign in</title></head>
+<body style="font-family: sans-serif; margin: 4em auto; max-width: 28em">
+<h1>Saga dashboard</h1><p>This dashboard asks for a token with the reader or client role
+(<code>saga token new --role reader</code>).</p><p style="color: #b00">{message}</p>
+<form method="post" action="/login"><input type="password" name="token" size="48" autofocus>
+<button type="submit">Sign in</button></form></body></html>"""
 MAX_BODY = 4096
 
 
@@ -54,6 +64,8 @@ def _optimizer_error(e: OptimizerError) -> JSONResponse:
         return _error(409, str(e))
     if isinstance(e, Unavailable):
         return _error(503, str(e))
+    if isinstance(e, PermissionDenied):  # the dashboard's token may not do this
+        return _error(403, str(e))
     return _error(502, str(e))
 
 
@@ -79,21 +91,40 @@ def make_app(config: DashboardConfig, backend: Backend | None = None, metrics: M
 
     def readable(route: str, handler):
         async def guarded(request: Request) -> Response:
-            if not access.may_read(request):
-                return _error(401, "not allowed to read")
+            refused = access.may_read(request)
+            if refused:
+                return _error(*refused)
             return await handler(request)
         return measured(route, guarded)
 
     def acting(route: str, handler):
         async def guarded(request: Request) -> Response:
-            allowed, why = access.may_act(request)
-            if not allowed:
-                return _error(403, why)
+            refused = access.may_act(request)
+            if refused:
+                return _error(*refused)
             return await handler(request)
         return measured(route, guarded)
 
     async def index(request: Request) -> Response:
+        refused = access.may_read(request)
+        if refused and refused[0] == 401:
+            return RedirectResponse("/login", status_code=303)
+        if refused:
+            return _error(*refused)
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            return HTMLResponse(LOGIN_PAGE.format(message=""))
+        body = await request.body()
+        token = urllib.parse.parse_qs(body.decode(errors="replace")).get("token", [""])[0].strip() \
+            if len(body) <= MAX_BODY else ""
+        why = access.login(token) if token else "give a token"
+        if why:
+            return HTMLResponse(LOGIN_PAGE.format(message=html.escape(why)), status_code=401)
+        page = RedirectResponse("/", status_code=303)
+        page.set_cookie(COOKIE, token, httponly=True, secure=config.tls is not None, samesite="strict")
+        return page
 
     async def settings(request: Request) -> Response:
         return JSONResponse({"actions": config.actions, "export_to": config.export_to if config.actions else None,
@@ -158,7 +189,8 @@ def make_app(config: DashboardConfig, backend: Backend | None = None, metrics: M
         return JSONResponse({"status": "ok"})
 
     routes = [
-        Route("/", readable("index", index)),
+        Route("/", measured("index", index)),
+        Route("/login", login, methods=["GET", "POST"]),
         Route("/healthz", health),  # the process answers; the optimizer may still be away
         Route("/api/config", readable("config", settings)),
         Route("/api/studies", readable("studies", studies)),

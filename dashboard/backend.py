@@ -75,4 +75,4 @@ class Backend:
         from saga.v1 import optimizer_pb2 as pb
 
         self.client.get_study(study_id)  # NotFound before the stream starts
-        return self.client.stub.WatchStudy(pb.WatchStudyRequest(study_id=study_id))
+        return self.client.stub.WatchStudy(pb.WatchStudyRequest(study_id=study_id), metadata=self.client.metadata)

@@ -18,10 +18,13 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import grpc
 
+from saga.security import channels
+from saga.security.tls import is_handshake_failure
 from saga.v1 import optimizer_pb2 as pb
 from saga.v1 import optimizer_pb2_grpc as pb_grpc
 
-from .errors import FailedPrecondition, InvalidArgument, NotFound, OptimizerError, ResourceExhausted, Unavailable
+from .errors import (FailedPrecondition, InvalidArgument, NotFound, OptimizerError, PermissionDenied,
+                     ResourceExhausted, Unauthenticated, Unavailable)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,7 +35,8 @@ DEFAULT_DEADLINE_S = 30.0
 _TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _ERRORS = {grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument, grpc.StatusCode.NOT_FOUND: NotFound,
            grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-           grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted}
+           grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+           grpc.StatusCode.UNAUTHENTICATED: Unauthenticated, grpc.StatusCode.PERMISSION_DENIED: PermissionDenied}
 RETRY_AFTER_KEY = "saga-retry-after-s"  # the servicer's trailer (optimizer_svc.servicer)
 MAX_BACKOFF_S = 5.0
 OUTAGE_LOG_EVERY_S = 60.0
@@ -48,19 +52,27 @@ DECISIONS = {pb.CONTINUE: "continue", pb.STOP_STEP: "stop_step", pb.STOP_TRIAL: 
 
 class OptimizerClient:
     def __init__(self, target: str, *, deadline: float = DEFAULT_DEADLINE_S, retry_for: float | None = 60.0,
-                 abort: threading.Event | None = None):
+                 abort: threading.Event | None = None, security: channels.ClientSecurity | None = None):
         """``retry_for``: seconds to retry a transient failure (None: forever); methods taking
         ``retry_for`` override it per call. ``abort``: once set, calls stop retrying (a worker
-        shutting down must not wait a minute)."""
+        shutting down must not wait a minute). ``security``: TLS and token (None: plain text, no
+        token; entry points pass ``ClientSecurity.from_env()`` or ``from_args``)."""
         self.target = target
+        self.security = security
         self.deadline = deadline
         self.retry_for = retry_for
         self.abort = abort or threading.Event()
-        self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._channel = channels.channel(target, security, CHANNEL_OPTIONS, attach_token=False)
         self.stub = pb_grpc.OptimizerStub(self._channel)
         self._outage_lock = threading.Lock()
         self._outage_since: float | None = None
         self._outage_logged = 0.0
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """The token as call metadata (None without one), current after a rotation of its file;
+        pass it on calls made on ``stub`` directly."""
+        return self.security.metadata() or None if self.security is not None else None
 
     def close(self) -> None:
         self._channel.close()
@@ -78,23 +90,28 @@ class OptimizerClient:
         delay = 0.2
         while True:
             try:
-                result = fn(request, timeout=deadline or self.deadline)
+                result = fn(request, timeout=deadline or self.deadline, metadata=self.metadata)
                 self._outage_over()
                 return result
             except grpc.RpcError as e:
                 code, details = e.code(), e.details()
-                wait = _retry_wait(e, delay)
+                # A failed TLS handshake (wrong CA, expired certificate) does not heal by waiting.
+                wait = None if is_handshake_failure(details) else _retry_wait(e, delay)
                 if wait is not None and (give_up is None or time.monotonic() + wait < give_up) \
                         and not self.abort.is_set():
                     self._outage(code, details)
                     self.abort.wait(wait)
                     delay = min(delay * 2, MAX_BACKOFF_S)
                     continue
-                if code in _TRANSIENT:
-                    raise Unavailable(f"optimizer at {self.target}: {code.name}: {details}") from None
-                if code in _ERRORS:
-                    raise _ERRORS[code](details) from None
-                raise OptimizerError(f"optimizer at {self.target}: {code.name}: {details}") from None
+                raise self._error(code, details) from None
+
+    def _error(self, code: grpc.StatusCode, details: str) -> OptimizerError:
+        if code in _TRANSIENT:
+            return Unavailable(f"optimizer at {self.target}: {code.name}: {details}"
+                               f"{channels.hint(details, self.security)}")
+        if code in _ERRORS:
+            return _ERRORS[code](details)
+        return OptimizerError(f"optimizer at {self.target}: {code.name}: {details}")
 
     def _outage(self, code: grpc.StatusCode, details: str) -> None:
         """Logs an outage when it starts, then once a minute while it lasts."""
@@ -173,11 +190,9 @@ class OptimizerClient:
     def watch(self, study_id: str) -> Iterator[pb.WatchStudyResponse]:
         """Study events until the study ends; no deadline, since a study can run for days."""
         try:
-            yield from self.stub.WatchStudy(pb.WatchStudyRequest(study_id=study_id))
+            yield from self.stub.WatchStudy(pb.WatchStudyRequest(study_id=study_id), metadata=self.metadata)
         except grpc.RpcError as e:
-            if e.code() in _ERRORS:
-                raise _ERRORS[e.code()](e.details()) from None
-            raise OptimizerError(f"optimizer at {self.target}: {e.code().name}: {e.details()}") from None
+            raise self._error(e.code(), e.details()) from None
 
 
 def _retry_wait(error: grpc.RpcError, delay: float) -> float | None:

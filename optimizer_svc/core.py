@@ -28,6 +28,7 @@ from .egress import check_offline
 from .errors import FailedPrecondition, InvalidArgument, NotFound
 from .events import Event, EventBus
 from .metrics import Metrics
+from .projects import Projects, study_uris
 from .proposer import Proposer, derive_seed, make_proposer, propose_safely
 from .spec import StudySpec, parse_spec, parse_stored
 from .observations import best_of, observations, score
@@ -44,10 +45,12 @@ MAX_ARTIFACTS = 256
 
 class OptimizerCore:
     def __init__(self, db_path: str, *, clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
-                 datasets: DatasetCheck | None = None, offline: bool = False):
+                 datasets: DatasetCheck | None = None, offline: bool = False, projects: Projects | None = None):
         """``datasets``: checks and pins each new study's dataset (None: specs are checked alone).
-        ``offline``: trainers cannot download (egress.check_offline)."""
+        ``offline``: trainers cannot download (egress.check_offline). ``projects``: the projects a
+        study may belong to and the URI prefixes each may use (None: one tenant, any URI)."""
         self.db = Database(db_path)
+        self.projects = projects
         self.datasets = datasets
         self.offline = offline
         self.clock = clock
@@ -81,6 +84,8 @@ class OptimizerCore:
     # ------------------------------------------------------------------ studies
     def create_study(self, spec_json: str | dict) -> StudyView:
         spec = parse_spec(spec_json)
+        if self.projects is not None:  # before anything reads the dataset
+            self.projects.check(spec.project, study_uris(spec.raw))
         if self.offline and not spec.custom:
             check_offline(spec)
         if self.datasets is not None and not spec.custom:
@@ -121,8 +126,9 @@ class OptimizerCore:
 
     # ------------------------------------------------------------------ leasing
     def lease_trial(self, worker_id: str, study_id: str = "", timeout: float = 0.0,
-                    request_id: str = "") -> tuple[TrialView, Lease] | None:
-        """A trial for ``worker_id`` (a re-queued one first, else a new proposal), waiting up to ``timeout``.
+                    request_id: str = "", projects: frozenset[str] | None = None) -> tuple[TrialView, Lease] | None:
+        """A trial for ``worker_id`` (a re-queued one first, else a new proposal), waiting up to ``timeout``;
+        with ``projects``, only of studies of those projects (another project's study is NotFound).
 
         Idempotent per ``request_id``: a retry of a request whose answer was lost gets the trial and
         lease that request was granted, as long as that trial still runs under it."""
@@ -132,7 +138,9 @@ class OptimizerCore:
             raise InvalidArgument("timeout_seconds: must be a number >= 0")
         if study_id:
             with self._lock:
-                self._study_row(study_id)
+                row = self._study_row(study_id)  # NotFound for an unknown study
+                if projects is not None and self._spec(row).project not in projects:
+                    raise NotFound(f"study {study_id!r} not found")  # another tenant's: invisible
         if request_id:
             with self._lock:
                 t = self.db.trial_leased_for(request_id)
@@ -141,7 +149,7 @@ class OptimizerCore:
                     return self._trial_view(t), Lease(t.lease_id, t.lease_deadline)
         give_up = time.monotonic() + min(float(timeout), MAX_LEASE_WAIT_S)
         while True:
-            got = self._try_lease(worker_id, study_id, request_id)
+            got = self._try_lease(worker_id, study_id, request_id, projects)
             if got is not None:
                 return got
             remaining = give_up - time.monotonic()
@@ -150,13 +158,16 @@ class OptimizerCore:
             with self._changed:
                 self._changed.wait(min(remaining, 1.0))
 
-    def _try_lease(self, worker_id: str, study_id: str, request_id: str) -> tuple[TrialView, Lease] | None:
+    def _try_lease(self, worker_id: str, study_id: str, request_id: str,
+                   projects: frozenset[str] | None = None) -> tuple[TrialView, Lease] | None:
         with self._lock:
             self._expire_locked()
             studies = [self.db.study(study_id)] if study_id else self.db.studies((ACTIVE,))
             studies = [s for s in studies if s is not None and s.state == ACTIVE]
             # A custom model's trials go only to the client that asks for its study (saga.sdk).
             studies = [s for s in studies if study_id or not self._spec(s).custom]
+            if projects is not None:
+                studies = [s for s in studies if self._spec(s).project in projects]
             for s in sorted(studies, key=lambda s: s.seq):
                 spec = self._spec(s)
                 if self.db.count(s.id, states=("RUNNING",)) >= spec.budget.parallel_trials:

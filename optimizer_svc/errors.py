@@ -29,3 +29,11 @@ class ResourceExhausted(OptimizerError):
 
 class Unavailable(OptimizerError):
     """The service cannot act now but may soon (its database is busy or failing); worth retrying."""
+
+
+class Unauthenticated(OptimizerError):
+    """No token, or one the service does not know (only from a client: the core never raises it)."""
+
+
+class PermissionDenied(OptimizerError):
+    """The token's role or projects do not allow the call."""

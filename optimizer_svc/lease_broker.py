@@ -49,12 +49,15 @@ class LeaseBroker:
     def waiting(self) -> int:
         return len(self._parked)
 
-    async def lease(self, worker_id: str, study_id: str, timeout: float, request_id: str) -> Granted:
-        """The trial for this request (see the module doc), waiting up to ``timeout`` seconds."""
+    async def lease(self, worker_id: str, study_id: str, timeout: float, request_id: str,
+                    projects: frozenset[str] | None = None) -> Granted:
+        """The trial for this request (see the module doc), waiting up to ``timeout`` seconds;
+        ``projects``: only of those projects' studies (a worker token limited to projects)."""
         req = self._requests.get(request_id) if request_id else None
         if req is None or req.task.done():
             req = _Request(task=None)  # type: ignore[arg-type]
-            req.task = self._loop.create_task(self._serve(req, worker_id, study_id, timeout, request_id))
+            req.task = self._loop.create_task(self._serve(req, worker_id, study_id, timeout, request_id,
+                                                             projects))
             req.task.add_done_callback(_retrieve)
             self._tasks.add(req.task)
             req.task.add_done_callback(self._tasks.discard)
@@ -70,12 +73,13 @@ class LeaseBroker:
                 req.parked.set_result(None)  # nobody waits for it any more: stop waiting
 
     async def _serve(self, req: _Request, worker_id: str, study_id: str, timeout: float,
-                     request_id: str) -> Granted:
+                     request_id: str, projects: frozenset[str] | None) -> Granted:
         give_up = self._loop.time() + min(timeout, MAX_LEASE_WAIT_S)
         while True:
             seen = self.core.change_seq
             try:
-                got = await self.admission.lease(self.core.lease_trial, worker_id, study_id, 0.0, request_id)
+                got = await self.admission.lease(self.core.lease_trial, worker_id, study_id, 0.0, request_id,
+                                                  projects)
             except Exception:
                 self._wake(study_id)  # the turn passes on, whatever went wrong with this call
                 raise

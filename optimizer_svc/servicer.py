@@ -6,19 +6,21 @@ Every core call runs on the pool of its kind (``admission``), never on the event
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 
+from saga.security.guard import Guard, Refusal
 from saga.v1 import optimizer_pb2 as pb
 from saga.v1 import optimizer_pb2_grpc as pb_grpc
 
 from .admission import Admission
 from .core import OptimizerCore
-from .errors import (FailedPrecondition, InvalidArgument, NotFound, OptimizerError, ResourceExhausted,
-                     Unavailable)
+from .errors import (FailedPrecondition, InvalidArgument, NotFound, OptimizerError, PermissionDenied,
+                     ResourceExhausted, Unavailable)
 from .lease_broker import LeaseBroker
 from .messages import study_pb, timestamp, trial_pb
 from .storage_errors import storage_error
@@ -28,7 +30,8 @@ log = logging.getLogger(__name__)
 
 _CODES = {InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT, NotFound: grpc.StatusCode.NOT_FOUND,
           FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-          ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED, Unavailable: grpc.StatusCode.UNAVAILABLE}
+          ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED, Unavailable: grpc.StatusCode.UNAVAILABLE,
+          PermissionDenied: grpc.StatusCode.PERMISSION_DENIED}
 _OUTCOMES = {pb.OUTCOME_SUCCEEDED: "SUCCEEDED", pb.OUTCOME_FAILED: "FAILED", pb.OUTCOME_INFEASIBLE: "INFEASIBLE",
              pb.OUTCOME_RELEASED: "RELEASED"}
 _DECISIONS = {"continue": pb.CONTINUE, "stop_step": pb.STOP_STEP, "stop_trial": pb.STOP_TRIAL}
@@ -64,10 +67,38 @@ def _translated_stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..
     return wrapper
 
 
+def _spec_project(spec_json: str) -> str | None:
+    """The project a spec names (``default`` when none), or None when the core will refuse it anyway."""
+    try:
+        spec = json.loads(spec_json)
+    except (ValueError, RecursionError):  # the core refuses it with the reason
+        return None
+    project = spec.get("project", "default") if isinstance(spec, dict) else None
+    return project if isinstance(project, str) else None
+
+
 class OptimizerServicer(pb_grpc.OptimizerServicer):
-    def __init__(self, core: OptimizerCore, admission: Admission, broker: LeaseBroker):
-        self.core, self.admission, self.broker = core, admission, broker
+    def __init__(self, core: OptimizerCore, admission: Admission, broker: LeaseBroker, guard: Guard | None = None):
+        """``guard``: with tokens, each call sees only the studies of its token's projects (another
+        project's study is NOT_FOUND, as if it did not exist)."""
+        self.core, self.admission, self.broker, self.guard = core, admission, broker, guard
         self.watcher = Watcher(core, admission)
+
+    def _projects(self, context: grpc.aio.ServicerContext) -> frozenset[str] | None:
+        """The projects the caller's token may see; None: all (no tokens, or a token for every project)."""
+        if self.guard is None:
+            return None
+        auth = next((v for k, v in context.invocation_metadata() or () if k == "authorization"), None)
+        who = self.guard.principal(auth if isinstance(auth, str) else None)
+        if isinstance(who, Refusal):  # the token file changed since the interceptor's check
+            return frozenset()
+        return None if "*" in who.projects else who.projects
+
+    def _visible(self, study_id: str, projects: frozenset[str] | None) -> None:
+        """NotFound unless the caller may see the study (no check without project limits); runs on
+        a pool thread."""
+        if projects is not None and self.core.get_study(study_id).project not in projects:
+            raise NotFound(f"study {study_id!r} not found")
 
     def _count(self, name: str, code: str) -> None:
         self.core.metrics.rpcs.labels(name, code).inc()
@@ -96,23 +127,38 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
     # loop only routes, so the health check and waiting calls never queue behind a big message.
     @_translated
     async def CreateStudy(self, request, context):
+        projects = self._projects(context)
+        project = _spec_project(request.spec_json) if projects is not None else None
+        if projects is not None and project is not None and project not in projects:
+            allowed = ", ".join(sorted(projects)) or "no project"
+            raise PermissionDenied(f"project: this token may create studies only in {allowed}, not in {project!r}")
         return await self.admission.call(
             lambda: pb.CreateStudyResponse(study=study_pb(self.core.create_study(request.spec_json))))
 
     @_translated
     async def GetStudy(self, request, context):
-        return await self.admission.call(
-            lambda: pb.GetStudyResponse(study=study_pb(self.core.get_study(request.study_id))))
+        projects = self._projects(context)
+
+        def answer() -> pb.GetStudyResponse:
+            self._visible(request.study_id, projects)
+            return pb.GetStudyResponse(study=study_pb(self.core.get_study(request.study_id)))
+        return await self.admission.call(answer)
 
     @_translated
     async def ListStudies(self, request, context):
+        projects = self._projects(context)
         return await self.admission.call(
-            lambda: pb.ListStudiesResponse(studies=[study_pb(s) for s in self.core.list_studies()]))
+            lambda: pb.ListStudiesResponse(studies=[study_pb(s) for s in self.core.list_studies()
+                                                    if projects is None or s.project in projects]))
 
     @_translated
     async def StopStudy(self, request, context):
-        return await self.admission.call(
-            lambda: pb.StopStudyResponse(study=study_pb(self.core.stop_study(request.study_id, request.reason))))
+        projects = self._projects(context)
+
+        def answer() -> pb.StopStudyResponse:
+            self._visible(request.study_id, projects)
+            return pb.StopStudyResponse(study=study_pb(self.core.stop_study(request.study_id, request.reason)))
+        return await self.admission.call(answer)
 
     @_translated
     async def LeaseTrial(self, request, context):
@@ -123,7 +169,8 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
             timeout = max(0.0, min(timeout, remaining - 0.5))
         if not timeout >= 0:  # also NaN
             raise InvalidArgument("timeout_seconds: must be a number >= 0")
-        got = await self.broker.lease(request.worker_id, request.study_id, timeout, request.request_id)
+        got = await self.broker.lease(request.worker_id, request.study_id, timeout, request.request_id,
+                                      self._projects(context))
         if got is None:
             return pb.LeaseTrialResponse()
         trial, lease = got
@@ -149,12 +196,21 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
 
     @_translated
     async def GetTrial(self, request, context):
-        return await self.admission.call(
-            lambda: pb.GetTrialResponse(trial=trial_pb(self.core.get_trial(request.trial_id))))
+        projects = self._projects(context)
+
+        def answer() -> pb.GetTrialResponse:
+            trial = self.core.get_trial(request.trial_id)
+            if projects is not None and self.core.get_study(trial.study_id).project not in projects:
+                raise NotFound(f"trial {request.trial_id!r} not found")
+            return pb.GetTrialResponse(trial=trial_pb(trial))
+        return await self.admission.call(answer)
 
     @_translated
     async def ListTrials(self, request, context):
+        projects = self._projects(context)
+
         def answer() -> pb.ListTrialsResponse:
+            self._visible(request.study_id, projects)
             trials = self.core.list_trials(request.study_id, request.phase if request.has_phase else None,
                                            request.with_measurements)
             return pb.ListTrialsResponse(trials=[trial_pb(t) for t in trials])
@@ -162,13 +218,19 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
 
     @_translated
     async def GetBestTrial(self, request, context):
+        projects = self._projects(context)
+
         def answer() -> pb.GetBestTrialResponse:
+            self._visible(request.study_id, projects)
             best = self.core.best_trial(request.study_id, request.phase if request.has_phase else None)
             return pb.GetBestTrialResponse(trial=trial_pb(best) if best else None)
         return await self.admission.call(answer)
 
     @_translated_stream
     async def WatchStudy(self, request, context):
+        projects = self._projects(context)
+        if projects is not None:
+            await self.admission.call(lambda: self._visible(request.study_id, projects))
         with self.admission.stream_slot():
             first = True
             async for message in self.watcher.stream(request.study_id):

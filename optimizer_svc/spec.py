@@ -70,6 +70,7 @@ class Stopping:
 @dataclass(frozen=True)
 class StudySpec:
     name: str
+    project: str
     dataset: dict[str, Any]
     model: dict[str, Any]
     strategy: str
@@ -148,7 +149,8 @@ def from_contract(c: trial_contract.StudySpec) -> StudySpec:
     nc, es = c.stopping.nonconvergence, c.stopping.early_stopping
     stopping = Stopping(nc.enabled, nc.metric, nc.threshold, nc.epochs,
                         es.enabled, es.metric, es.patience, es.min_delta)
-    return StudySpec(name=c.name, dataset=raw["dataset"] or {}, model=raw["model"], strategy=c.strategy,
+    return StudySpec(name=c.name, project=c.project, dataset=raw["dataset"] or {}, model=raw["model"],
+                     strategy=c.strategy,
                      params=params, layer=layer, objective_metric=c.objective.metric,
                      maximize=c.goal == "maximize", budget=budget, stopping=stopping,
                      training=raw["training"], seed=c.seed, lease_seconds=float(c.lease.timeout_seconds),

@@ -38,6 +38,7 @@ class StudyView:
     created: float
     updated: float
     trial_counts: dict[str, int]
+    project: str = "default"
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def study_view(db: Database, spec: StudySpec, s: StudyRow) -> StudyView:
         phases.append(PhaseView(idx, name, p.budget if p else spec.budget.trials_for(name), created, finished,
                                 bool(p and p.done), p.best_trial_id if p else "", space))
     return StudyView(s.id, s.name, s.state, s.spec_json, phases, s.current_phase, s.message, s.created,
-                     s.updated, db.count_trials(s.id))
+                     s.updated, db.count_trials(s.id), spec.project)
 
 
 def trial_view(db: Database, t: TrialRow, with_measurements: bool = False) -> TrialView:

@@ -16,6 +16,8 @@ import requests
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from saga.security import channels
+
 # 25 fps leaves 40 ms a frame; a call slower than 2 s is useless for live video and must not
 # block the stream.
 DEFAULT_TIMEOUT_S = 2.0
@@ -40,8 +42,9 @@ class GrpcFrameClient:
     """Classifies encoded frames with PredictionService.Predict (the default signature)."""
 
     def __init__(self, address: str, model: str, *, version: int | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        self._channel = grpc.insecure_channel(address)
+                 timeout_s: float = DEFAULT_TIMEOUT_S, security: channels.ClientSecurity | None = None) -> None:
+        self._security = security
+        self._channel = channels.channel(address, security, attach_token=False)
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         # Everything but the image is the same for every frame: built once, copied per call.
         self._request = predict_pb2.PredictRequest(output_filter=["classes", "scores"])
@@ -59,9 +62,11 @@ class GrpcFrameClient:
         request.CopyFrom(self._request)
         request.inputs["image_bytes"].string_val.append(image)
         try:
-            response = self._stub.Predict(request, timeout=self.timeout_s)
+            response = self._stub.Predict(request, timeout=self.timeout_s,
+                                          metadata=(self._security or channels.PLAIN).metadata() or None)
         except grpc.RpcError as exc:
-            raise ClassifyError(f"{exc.code().name}: {exc.details()}") from exc
+            raise ClassifyError(f"{exc.code().name}: {exc.details()}"
+                                f"{channels.hint(exc.details(), self._security)}") from exc
         label = response.outputs["classes"].string_val[0].decode()
         return label, _first_float(response.outputs["scores"]), response.model_spec.version.value
 
@@ -73,17 +78,25 @@ class RestFrameClient:
     """Classifies encoded frames with TF Serving's REST :predict, on one keep-alive connection."""
 
     def __init__(self, address: str, model: str, *, version: int | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 timeout_s: float = DEFAULT_TIMEOUT_S, security: channels.ClientSecurity | None = None) -> None:
+        security = security or channels.PLAIN
         path = f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "")
-        self._url = f"http://{address}{path}:predict"
+        self._url = f"{'https' if security.tls else 'http'}://{address}{path}:predict"
         self._session = requests.Session()
+        self._security = security
+        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a session's verify.
+        tls = security.tls
+        self._tls_args: dict[str, object] = {} if tls is None else {
+            "verify": str(tls.ca) if tls.ca else True,
+            **({"cert": (str(tls.cert), str(tls.key))} if tls.cert and tls.key else {})}
         self.timeout_s = timeout_s
 
     def classify(self, image: bytes) -> tuple[str, float, int]:
         """(label, probability, version) of one JPEG/PNG image; version is 0 (REST does not say)."""
         body = {"instances": [{"b64": base64.b64encode(image).decode()}]}
         try:
-            response = self._session.post(self._url, json=body, timeout=self.timeout_s)
+            response = self._session.post(self._url, json=body, timeout=self.timeout_s,
+                                          headers=self._security.http_headers(), **self._tls_args)
         except requests.RequestException as exc:
             raise ClassifyError(str(exc)) from exc
         if response.status_code != 200:

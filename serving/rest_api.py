@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
+from saga.security.guard import Guard, Refusal
+from saga.security.tls import ServerTLS
 from serving.errors import HTTP_STATUS, InvalidInput, NotFound, ServingError
 from serving.metrics import ServingMetrics
 from serving.predictor import Predictor
@@ -51,6 +54,15 @@ class _Handler(BaseHTTPRequestHandler):
             wanted = int(match["version"]) if match["version"] else None
             if (suffix == ":predict") != (method == "POST"):
                 raise NotFound(f"no such endpoint: {method} {self.path}")
+            if self.server.guard is not None:
+                what = {":predict": "Predict", "/metadata": "GetModelMetadata"}.get(suffix, "GetModelStatus")
+                refusal = self.server.guard.check(what, self.headers.get("Authorization"))
+                if isinstance(refusal, Refusal):
+                    self.close_connection = method == "POST"  # the unread body must not be parsed next
+                    self.server.metrics.errors.labels(api, refusal.code.name).inc()
+                    self._reply(refusal.http_status, {"error": refusal.message},
+                                {"WWW-Authenticate": "Bearer"} if refusal.http_status == 401 else None)
+                    return
             if suffix == ":predict":
                 api = "rest_predict"
                 body, model, version = self._predict(name, wanted)
@@ -113,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
             for s in statuses]}
         return body, name, statuses[0].version if statuses else 0
 
-    def _reply(self, status: int, body: dict[str, Any]) -> None:
+    def _reply(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         try:
             data = json.dumps(body, allow_nan=False).encode()  # NaN is not JSON: never send it
         except ValueError:
@@ -121,6 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -131,12 +145,31 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class RestServer(ThreadingHTTPServer):
-    """A threaded HTTP server answering TF Serving's REST API."""
+    """A threaded HTTP server answering TF Serving's REST API; HTTPS with ``tls``, bearer tokens
+    checked by ``guard``."""
 
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], predictor: Predictor, metrics: ServingMetrics) -> None:
+    def __init__(self, address: tuple[str, int], predictor: Predictor, metrics: ServingMetrics, *,
+                 tls: ServerTLS | None = None, guard: Guard | None = None) -> None:
         self.predictor = predictor
         self.metrics = metrics
+        self.guard = guard
+        self._tls = tls.ssl_context() if tls else None
         super().__init__(address, _Handler)
+        if self._tls is not None:
+            # The handshake happens in the request's own thread (finish_request), so a slow or
+            # silent client never holds up accepting the next connection.
+            self.socket = self._tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def finish_request(self, request, client_address) -> None:
+        if self._tls is not None:
+            try:
+                request.settimeout(30)
+                request.do_handshake()
+                request.settimeout(None)
+            except (ssl.SSLError, OSError) as exc:  # no client certificate, plain HTTP, wrong CA
+                log.info("TLS handshake with %s failed: %s", client_address[0], exc)
+                return
+        super().finish_request(request, client_address)

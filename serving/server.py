@@ -16,6 +16,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from saga.ports import GRPC_SERVER_OPTIONS, bind_failed, check_free
+from saga.security.guard import Guard, GuardInterceptor
+from saga.security.tls import ServerTLS, add_port, exposure_warning
+from saga.security.tokens import ROLES, TokenFile
 from serving.batching import BatchingQueue
 from serving.grpc_api import ModelStatusServicer, PredictionServicer
 from serving.input_limits import DEFAULT_MAX_IMAGE_PIXELS
@@ -27,6 +30,9 @@ from serving.rest_api import RestServer
 
 log = logging.getLogger(__name__)
 _SERVICES = ("", "tensorflow.serving.PredictionService", "tensorflow.serving.ModelService")
+# With a token file, any token in it may predict and read model status and metadata (REST uses the
+# same names).
+POLICY = {name: ROLES for name in ("Predict", "GetModelMetadata", "GetModelStatus")}
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class ServerConfig:
     cache_dir: str | None = None
     all_models: bool = False          # also serve every other model that appears in the base
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    tls: ServerTLS | None = None      # gRPC and REST over TLS (mutual with tls.client_ca)
+    tokens: TokenFile | None = None   # every call but health needs a token from this file
 
 
 class ServingServer:
@@ -84,6 +92,9 @@ class ServingServer:
             self.metrics_port = self._metrics_http.server_address[1]
         log.info("serving %s: gRPC :%s, REST :%s, metrics :%s", ",".join(self.registry.names),
                  self.grpc_port, self.rest_port, self.metrics_port)
+        warning = exposure_warning("the model server", self.config.host, self.config.tls, self.config.tokens)
+        if warning:
+            log.warning("%s", warning)
 
     def _update_health(self) -> None:
         state = (health_pb2.HealthCheckResponse.SERVING if self.registry.ready()
@@ -127,8 +138,10 @@ def make_server(config: ServerConfig) -> ServingServer:
                        ("serving metrics", config.metrics_port)):
         if port is not None:
             check_free(what, config.host, port)
+    guard = Guard(config.tokens, POLICY, "this model server") if config.tokens is not None else None
     grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.grpc_workers,
                                                          thread_name_prefix="saga-grpc"),
+                              interceptors=[GuardInterceptor(guard)] if guard else None,
                               options=[*GRPC_SERVER_OPTIONS, ("grpc.max_receive_message_length", limit),
                                        ("grpc.max_send_message_length", 64 * 1024 * 1024)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
@@ -138,9 +151,9 @@ def make_server(config: ServerConfig) -> ServingServer:
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     try:
-        grpc_port = grpc_server.add_insecure_port(f"{config.host}:{config.grpc_port}")
+        grpc_port = add_port(grpc_server, f"{config.host}:{config.grpc_port}", config.tls)
     except RuntimeError as e:
         raise bind_failed("serving gRPC", config.host, config.grpc_port, e) from None
-    rest = (RestServer((config.host, config.rest_port), predictor, metrics)
+    rest = (RestServer((config.host, config.rest_port), predictor, metrics, tls=config.tls, guard=guard)
             if config.rest_port is not None else None)
     return ServingServer(config, registry, predictor, grpc_server, grpc_port, rest, health_servicer)

@@ -16,3 +16,10 @@ def s3_endpoint() -> Iterator[str]:
         yield endpoint
     finally:
         stop()
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """A throwaway CA with server, client and expired certificates (tests/certs.py)."""
+    from tests.certs import make_certs
+    return make_certs(tmp_path_factory.mktemp("certs"))

@@ -143,9 +143,16 @@ class LeaseSection(Strict):
     timeout_seconds: float = Field(600, ge=1, le=MAX_LEASE_SECONDS)
 
 
+# A Kubernetes namespace's shape: lower-case letters, digits and '-'.
+PROJECT_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
 class StudySpec(Strict):
     version: int = Field(VERSION, ge=1, le=VERSION)
     name: str = Field("study", min_length=1, max_length=MAX_NAME)
+    # The tenant the study belongs to: tokens limited to projects see and change only their
+    # projects' studies, and a projects file confines its URIs (optimizer_svc.projects).
+    project: str = Field("default", pattern=PROJECT_NAME)
     dataset: DatasetSection | None = None   # required for the transfer family
     model: ModelSection = ModelSection()
     strategy: Literal["shared", "separate", "separate_steps", "joint", "random"] = "shared"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from saga.cli import security_flags
+from saga.security import SecurityConfigError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="deadline per frame, s (default: serving.client.DEFAULT_TIMEOUT_S)")
     parser.add_argument("--out", help="write the video with each frame's label drawn on it")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    security_flags.add_client(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +35,13 @@ def run(args: argparse.Namespace) -> int:
         print("error: --fps and --timeout must be positive")
         return 2
     client_type = RestFrameClient if args.rest else GrpcFrameClient
-    client = client_type(args.server, args.model, version=args.version, timeout_s=args.timeout)
+    try:
+        security = security_flags.client(args)
+        client = client_type(args.server, args.model, version=args.version, timeout_s=args.timeout,
+                             security=security)
+    except SecurityConfigError as exc:
+        print(f"error: {exc}")
+        return 2
     writer = AnnotatedWriter(args.out, args.fps) if args.out else None
     stats = StreamStats(target_fps=args.fps)
     try:

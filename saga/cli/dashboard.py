@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from saga.cli import security_flags
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     env = os.environ.get
@@ -26,21 +28,21 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="model base URI the export action writes to (env SAGA_MODEL_BASE)")
     p.add_argument("--metrics-port", type=int, default=int(env("SAGA_METRICS_PORT", "-1")),
                    help="Prometheus metrics port (env SAGA_METRICS_PORT; -1, the default, disables)")
-    p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM); needs --tls-key")
-    p.add_argument("--tls-key", help="private key (PEM) of --tls-cert")
+    # HTTPS and tokens for the browser's side; --tls-ca, --tls-client-* and --token-file: the
+    # dashboard's own connection to the optimizer.
+    security_flags.add_server(p)
+    security_flags.add_client(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dashboard.config import DashboardConfig, ServerTLS
+    from dashboard.config import DashboardConfig
 
-    if bool(args.tls_cert) != bool(args.tls_key):
-        print("saga dashboard: --tls-cert and --tls-key go together", file=sys.stderr)
-        return 2
     try:
         config = DashboardConfig(optimizer=args.optimizer, store=args.store, actions=args.enable_actions,
                                  export_to=args.export_to, host=args.host, port=args.port,
-                                 tls=ServerTLS(args.tls_cert, args.tls_key) if args.tls_cert else None)
-    except ValueError as e:
+                                 tls=security_flags.server_tls(args), tokens=security_flags.token_file(args),
+                                 optimizer_security=security_flags.client(args))
+    except ValueError as e:  # also SecurityConfigError
         print(f"saga dashboard: {e}", file=sys.stderr)
         return 2
     from dashboard.server import serve

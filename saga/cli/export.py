@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from saga.cli import security_flags
 from saga.cli.progress import Step
+from saga.security import channels
 
 if TYPE_CHECKING:
     from serving.from_trial import TrialInfo
@@ -27,14 +29,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trial", help="export this trial instead of the best one")
     parser.add_argument("--optimizer", default=os.environ.get("SAGA_OPTIMIZER", "localhost:50051"),
                         help="optimizer HOST:PORT (env SAGA_OPTIMIZER, default localhost:50051)")
+    security_flags.add_client(parser)
 
 
-def fetch_trial(address: str, study_id: str, trial_id: str | None) -> "TrialInfo":
+def fetch_trial(address: str, study_id: str, trial_id: str | None,
+                security: channels.ClientSecurity | None = None) -> "TrialInfo":
     """The trial record from the optimizer, as plain data. The only optimizer call of the export."""
     from saga.v1 import optimizer_pb2, optimizer_pb2_grpc
     from serving.from_trial import TrialInfo
 
-    with grpc.insecure_channel(address) as channel:
+    with channels.channel(address, security) as channel:
         stub = optimizer_pb2_grpc.OptimizerStub(channel)
         if trial_id:
             trial = stub.GetTrial(optimizer_pb2.GetTrialRequest(trial_id=trial_id),
@@ -60,14 +64,15 @@ def run(args: argparse.Namespace) -> int:
               f"at {args.optimizer}", flush=True)
         with Step("importing TensorFlow"):
             from serving.from_trial import export_trial
-        trial = fetch_trial(args.optimizer, args.study_id, args.trial)
+        trial = fetch_trial(args.optimizer, args.study_id, args.trial, security_flags.client(args))
         print(f"checkpoint {trial.artifacts.get('checkpoint')}", flush=True)
         with Step(f"exporting trial {trial.trial_id} (download, load, SavedModel with its serving signature)"):
             result = export_trial(trial, args.base, args.model_name)
     except grpc.RpcError as exc:
-        print(f"error: optimizer at {args.optimizer}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        print(f"error: optimizer at {args.optimizer}: {exc.code().name}: {exc.details()}"
+              f"{channels.hint(exc.details(), security_flags.client(args))}", file=sys.stderr)
         return 1
-    except (LookupError, ValueError) as exc:
+    except (LookupError, ValueError) as exc:  # ValueError includes SecurityConfigError
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"exported {result.name} version {result.version} to {result.uri}")

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("saga.cli.demo", "the whole system end to end on synthetic data"),
     "weights": ("saga.cli.weights", "pre-train a backbone or upload a weights file for transfer learning"),
     "dashboard": ("saga.cli.dashboard", "the web interface: live studies, trials, analysis and actions"),
+    "token": ("saga.cli.token", "make a bearer token with roles, and its line for the servers' token file"),
 }
 # Long-running services handle SIGINT/SIGTERM themselves (stop children, hand trials back); every
 # other command is a client, run so that a signal ends it at once (saga.cli.interrupt).

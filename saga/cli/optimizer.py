@@ -5,6 +5,8 @@ import argparse
 import os
 import sys
 
+from saga.cli import security_flags
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=os.environ.get("SAGA_OPTIMIZER_HOST", "0.0.0.0"),
@@ -22,6 +24,13 @@ def configure(p: argparse.ArgumentParser) -> None:
                    default=os.environ.get("SAGA_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
                    help="trainers cannot reach the internet: refuse studies with `weights: imagenet` at creation "
                         "and say how to use a weights file from the store (env SAGA_OFFLINE=true)")
+    p.add_argument("--health-port", type=int, default=int(os.environ.get("SAGA_HEALTH_PORT", "-1")),
+                   help="also serve gRPC health alone, in plain text, on this port: for kubelet probes, "
+                        "which cannot speak TLS (env SAGA_HEALTH_PORT; -1, the default, disables)")
+    p.add_argument("--projects", default=os.environ.get("SAGA_PROJECTS"),
+                   help="projects file (YAML): the projects studies may belong to and the URI prefixes each "
+                        "may use for datasets, weights and artifacts (env SAGA_PROJECTS; default: one tenant, any URI)")
+    security_flags.add_server(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,11 +38,17 @@ def run(args: argparse.Namespace) -> int:
 
     from optimizer_svc.schema import SchemaError
     from optimizer_svc.server import serve
+    from optimizer_svc.projects import Projects, ProjectsFileError
+    from saga.security import SecurityConfigError
     try:
         serve(host=args.host, port=args.port, db=args.db,
               metrics_port=None if args.metrics_port < 0 else args.metrics_port,
-              check_datasets=not args.no_dataset_check, offline=args.offline)
-    except (OSError, SchemaError, sqlite3.Error) as e:  # a taken port, an unusable database: one line
+              check_datasets=not args.no_dataset_check, offline=args.offline,
+              tls=security_flags.server_tls(args), tokens=security_flags.token_file(args),
+              health_port=None if args.health_port < 0 else args.health_port,
+              projects=Projects.load(args.projects) if args.projects else None)
+    # A taken port, an unusable database, a certificate or token file to fix: one line.
+    except (OSError, SchemaError, sqlite3.Error, SecurityConfigError, ProjectsFileError) as e:
         print(f"saga optimizer: {e}", file=sys.stderr, flush=True)
         return 1
     return 0

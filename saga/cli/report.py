@@ -9,6 +9,8 @@ from pathlib import Path
 
 from optimizer_svc.client import OptimizerClient
 from optimizer_svc.errors import OptimizerError
+from saga.cli import security_flags
+from saga.security import SecurityConfigError
 from saga.cli.progress import Step
 
 
@@ -19,6 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="optimizer HOST:PORT (env SAGA_OPTIMIZER, default localhost:50051)")
     parser.add_argument("--dataset-name", help="name the dataset (kvasir or nerthus add the dataset paper's "
                                                "baselines); default: read from the study's dataset URI")
+    security_flags.add_client(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,11 +32,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --out {args.out} exists and is not a folder", file=sys.stderr)
         return 2
     try:
-        with OptimizerClient(args.optimizer) as client:
+        with OptimizerClient(args.optimizer, security=security_flags.client(args)) as client:
             print(f"reading study {args.study_id} and its best trial's evaluation from {args.optimizer}",
                   flush=True)
             study, evaluation, why = read_for_report(client, args.study_id)
-    except OptimizerError as e:
+    except (OptimizerError, SecurityConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{study.name}: {study.state.lower()}, {len(study.trials)} trials", flush=True)

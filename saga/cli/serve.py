@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 
+from saga.cli import security_flags
 from serving.input_limits import DEFAULT_MAX_IMAGE_PIXELS  # numpy and Pillow only: --help needs no TensorFlow
 
 
@@ -31,6 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--batch-timeout-ms", type=float, default=5.0)
     parser.add_argument("--cache-dir", help="where versions from s3:// are downloaded (default: a temp dir)")
+    security_flags.add_server(parser)  # TLS on gRPC and REST; --token-hashes: a token for Predict
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
             batching=args.batching,
             max_batch_size=args.max_batch_size, batch_timeout_s=args.batch_timeout_ms / 1000,
             cache_dir=args.cache_dir, all_models=args.all_models, max_image_pixels=args.max_image_pixels,
-            **payload))
-    except ValueError as exc:
+            tls=security_flags.server_tls(args), tokens=security_flags.token_file(args), **payload))
+    except ValueError as exc:  # also SecurityConfigError
         print(f"error: {exc}")
         return 2
     except OSError as exc:  # a taken port (saga.ports.PortInUse): one line naming it

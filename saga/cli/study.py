@@ -14,6 +14,8 @@ import yaml
 
 from optimizer_svc.client import OptimizerClient, parameters
 from optimizer_svc.errors import OptimizerError
+from saga.cli import security_flags
+from saga.security import SecurityConfigError
 from saga.cli import watch as watching
 from saga.v1 import optimizer_pb2 as pb
 from trainer_svc.baselines import compare
@@ -28,6 +30,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     # (`saga study create SPEC --optimizer HOST:PORT --watch`); SUPPRESS keeps the value given above.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--optimizer", default=argparse.SUPPRESS, help=OPTIMIZER_HELP)
+    security_flags.add_client(common)
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = sub.add_parser("create", help="create a study from a YAML or JSON spec file", parents=[common])
     c.add_argument("spec", help="spec file (YAML or JSON), or - for standard input")
@@ -51,9 +54,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        with OptimizerClient(args.optimizer) as client:
+        with OptimizerClient(args.optimizer, security=security_flags.client(args)) as client:
             return ACTIONS[args.action](client, args)
-    except OptimizerError as e:
+    except (OptimizerError, SecurityConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

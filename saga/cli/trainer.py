@@ -9,6 +9,9 @@ import sys
 import threading
 from pathlib import Path
 
+from saga.cli import security_flags
+from saga.security import SecurityConfigError
+
 # 128 + SIGTERM, as a shell reports a process the signal ended: for a Kubernetes Job, a worker
 # stopped before its study is done did not complete, and k8s/overlays/kueue's podFailurePolicy
 # does not count it as a failure (its trial was handed back).
@@ -39,15 +42,21 @@ def configure(p: argparse.ArgumentParser) -> None:
                         f"by a signal before that, exit {EXIT_INTERRUPTED} (a Kubernetes Job worker)")
     p.add_argument("--lease-wait", type=float, default=5.0,
                    help="seconds one LeaseTrial call waits (max 60); also the longest a SIGTERM waits when idle")
+    security_flags.add_client(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from optimizer_svc.client import OptimizerClient
-    from optimizer_svc.errors import InvalidArgument, NotFound
+    from optimizer_svc.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
     from saga.ports import PortInUse, start_metrics_server
     from saga.runtime_paths import trainer_work_dir
     from trainer_svc.worker import Worker, WorkerMetrics
 
+    try:
+        security = security_flags.client(args)
+    except SecurityConfigError as e:
+        print(f"saga trainer: {e}", file=sys.stderr, flush=True)
+        return 2
     stop = threading.Event()
     signals: list[int] = []
 
@@ -66,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"saga trainer: {e}", file=sys.stderr, flush=True)
             return 1
         print(f"trainer {args.worker_id}: metrics on :{port}/metrics", flush=True)
-    with OptimizerClient(args.optimizer, abort=stop) as client:
+    with OptimizerClient(args.optimizer, abort=stop, security=security) as client:
         worker = Worker(client, args.store, worker_id=args.worker_id, cache_dir=Path(args.cache_dir),
                         work_dir=trainer_work_dir(args.cache_dir, args.work_dir), study_id=args.study,
                         lease_wait=args.lease_wait, metrics=metrics, stop=stop)
@@ -74,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             n = worker.run(max_trials=args.max_trials, exit_when_idle=args.exit_when_idle,
                            exit_when_done=args.exit_when_done)
-        except (InvalidArgument, NotFound) as e:  # e.g. --study names no study: nothing to wait for
+        except (InvalidArgument, NotFound, Unauthenticated, PermissionDenied) as e:
+            # e.g. --study names no study (nothing to wait for), or the token is not a worker's
             print(f"saga trainer: the optimizer refuses this worker's requests: {e}", file=sys.stderr, flush=True)
             return 2
     print(f"trainer {args.worker_id}: ran {n} trial(s)", flush=True)

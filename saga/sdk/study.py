@@ -13,6 +13,7 @@ import yaml
 
 from optimizer_svc.client import OptimizerClient
 from optimizer_svc.errors import InvalidArgument, OptimizerError
+from saga.security.channels import ClientSecurity
 from saga.v1 import optimizer_pb2 as pb
 
 from .results import TrialResult, dataframe
@@ -30,6 +31,12 @@ class StudyFailed(OptimizerError):
 
 def _address(optimizer: str | None) -> str:
     return optimizer or os.environ.get("SAGA_OPTIMIZER", DEFAULT_OPTIMIZER)
+
+
+def _connect(optimizer: str | None) -> OptimizerClient:
+    """A client of the optimizer with the TLS and token of the environment (SAGA_TLS_CA,
+    SAGA_TLS_CLIENT_CERT/KEY, SAGA_TOKEN or SAGA_TOKEN_FILE; saga.security.channels)."""
+    return OptimizerClient(_address(optimizer), security=ClientSecurity.from_env())
 
 
 def _load_spec(spec: dict[str, Any] | str | Path) -> dict[str, Any]:
@@ -54,7 +61,7 @@ class Study:
     def __init__(self, study_id: str, *, optimizer: str | None = None, client: OptimizerClient | None = None):
         self.id = study_id
         self.optimizer = _address(optimizer)
-        self._client = client or OptimizerClient(self.optimizer)
+        self._client = client or _connect(self.optimizer)
         self._study = self._client.get_study(study_id)  # NotFound for an unknown id
 
     # -- opening
@@ -62,7 +69,7 @@ class Study:
     def create(cls, spec: dict[str, Any] | str | Path, *, optimizer: str | None = None) -> "Study":
         """Creates a study from a spec (a mapping, or a YAML/JSON file). InvalidArgument names the field
         of a spec that cannot run."""
-        client = OptimizerClient(_address(optimizer))
+        client = _connect(optimizer)
         created = client.create_study(_load_spec(spec))
         return cls(created.id, optimizer=optimizer, client=client)
 
@@ -74,7 +81,7 @@ class Study:
     @classmethod
     def list(cls, *, optimizer: str | None = None) -> list["Study"]:
         """Every study, newest first."""
-        client = OptimizerClient(_address(optimizer))
+        client = _connect(optimizer)
         return [cls(s.id, optimizer=optimizer, client=client) for s in client.list_studies()]
 
     def close(self) -> None:
@@ -187,7 +194,7 @@ class Study:
         from saga.cli.export import fetch_trial
         from serving.from_trial import export_trial
 
-        return export_trial(fetch_trial(self.optimizer, self.id, trial_id), to, model_name).uri
+        return export_trial(fetch_trial(self.optimizer, self.id, trial_id, self._client.security), to, model_name).uri
 
     # -- ask/tell
     def ask(self, *, timeout: float | None = None, worker_id: str | None = None) -> Trial | None:

@@ -74,3 +74,25 @@ def quantity(text: object) -> float:
     text = str(text)
     number = text.rstrip("kMGTmi")
     return float(number) * _UNITS[text[len(number):]]
+
+
+def example_secrets() -> dict[str, dict[str, str]]:
+    """Every Secret of k8s/secret.example.yaml with made-up hex values: what an operator creates."""
+    import secrets as random
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "k8s" / "secret.example.yaml"
+    return {doc["metadata"]["name"]: {key: random.token_hex(16) for key in doc["stringData"]}
+            for doc in yaml.safe_load_all(path.read_text()) if doc}
+
+
+def flag(args: list[str], name: str) -> str | None:
+    """The value of ``name`` in container args, written ``--name value`` or ``--name=value``."""
+    for i, arg in enumerate(args):
+        if arg == name:
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import yaml
 from .cluster import Cluster, stale_images, unavailable
 from .conftest import K8S
 from .kustomize import pod_spec
-from .objects import one, trainer_workload
+from .objects import example_secrets, one, trainer_workload
 from .pods import ContainerRun, container_run
 
 # A progressing run is never cut short by the suite's 600 s per-test limit: each wait below fails on
@@ -35,8 +34,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 TARGETS = ("optimizer", "trainer-cpu", "serving-sync", "tools")
 WHY_NOT = unavailable(TARGETS)
-# Keys made up per run: the Secret `saga-s3` is created out of band (k8s/secret.example.yaml).
-SECRETS = {"saga-s3": {"access-key": secrets.token_hex(12), "secret-key": secrets.token_hex(32)}}
+# Keys made up per run: the Secrets are created out of band (k8s/secret.example.yaml).
+SECRETS = example_secrets()
 STUDY = {
     "name": "containers",
     "dataset": {"uri": "s3://saga/datasets/tiny"},

@@ -9,7 +9,7 @@ from kubernetes_validate import utils as kv
 
 from .conftest import K8S, KUSTOMIZATIONS
 from .kustomize import containers, pod_spec, split_image
-from .objects import is_custom, one, pod_labels, ports, selects, trainer_workload, workloads
+from .objects import flag, is_custom, one, pod_labels, ports, selects, trainer_workload, workloads
 
 Object = dict
 
@@ -61,7 +61,8 @@ def test_every_container_is_limited_and_locked_down(rendered, name: str) -> None
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("filename", ["saga-cli.yaml", "secret.example.yaml"])
 def test_manifests_applied_by_hand_are_valid(filename: str, version: str) -> None:
-    kv.validate(yaml.safe_load((K8S / filename).read_text()), version, strict=True)
+    for doc in yaml.safe_load_all((K8S / filename).read_text()):
+        kv.validate(doc, version, strict=True)
 
 
 def test_cli_pod_is_a_locked_down_client_with_the_shared_settings(rendered) -> None:
@@ -133,8 +134,11 @@ def test_optimizer_is_a_single_writer_with_grpc_health_probes_and_a_volume(rende
     args = container["args"]
     port = int(args[args.index("--port") + 1])
     assert ports(optimizer)["grpc"] == port
+    # kubelet's gRPC probes cannot speak TLS: with TLS they ask the plain-text health-only port
+    health = flag(args, "--health-port")
+    assert health is not None or flag(args, "--tls-cert") is None
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["grpc"]["port"] == port, probe
+        assert container[probe]["grpc"]["port"] == int(health or port), probe
     assert ports(optimizer)["metrics"] == int(args[args.index("--metrics-port") + 1])
     db = args[args.index("--db") + 1]
     mount = max((m for m in container["volumeMounts"] if db.startswith(m["mountPath"].rstrip("/") + "/")),
@@ -150,7 +154,7 @@ def test_no_plaintext_secrets(rendered, name: str) -> None:
     for obj in objects:
         if obj["kind"] == "ConfigMap":
             assert not [k for k in obj.get("data", {}) if SECRET_NAME.search(k)], obj["metadata"]["name"]
-    example = yaml.safe_load((K8S / "secret.example.yaml").read_text())
+    example = {d["metadata"]["name"]: d for d in yaml.safe_load_all((K8S / "secret.example.yaml").read_text())}
     for obj in workloads(objects):
         for container in containers(obj):
             for env in container.get("env", []):
@@ -158,8 +162,8 @@ def test_no_plaintext_secrets(rendered, name: str) -> None:
                     continue
                 if "valueFrom" in env:
                     ref = env["valueFrom"]["secretKeyRef"]
-                    assert ref["name"] == example["metadata"]["name"]
-                    assert ref["key"] in example["stringData"]  # the documented Secret has the key
+                    assert ref["name"] in example, ref  # a documented Secret, with the key
+                    assert ref["key"] in example[ref["name"]]["stringData"]
                 else:  # only $(VAR) references to secret-backed variables, never a literal credential
                     literal = re.sub(r"\$\([A-Za-z_][A-Za-z0-9_]*\)", "", env["value"])
                     assert not re.search(r"://[^/@]*[^:/@][^/@]*@", literal), env["name"]
@@ -240,6 +244,8 @@ def test_every_network_policy_port_exists_on_the_pods_it_names(rendered, name: s
             assert targets, f"{where} selects no pod"
         for rule in spec.get("ingress", []):
             for peer in rule.get("from", []):
+                if peer.get("podSelector") == {"matchLabels": {"saga.io/client": "true"}}:
+                    continue  # clients run later (k8s/saga-cli.yaml)
                 if "namespaceSelector" not in peer and "podSelector" in peer:
                     assert pods(peer["podSelector"]), f"{where}: ingress peer {peer} selects no pod"
             for port in rule.get("ports", []):

@@ -22,12 +22,12 @@ from saga import runtime_paths
 
 from .conftest import K8S, KUSTOMIZATIONS
 from .kustomize import containers
-from .objects import Object, trainer_workload, workloads
+from .objects import Object, example_secrets, trainer_workload, workloads
 from .pods import ContainerRun, container_run
 from .test_dockerfile import STAGES, TARGETS
 
 IMAGES = {f"saga-{target}": target for target in TARGETS}
-SECRETS = {"saga-s3": {"access-key": "test-access", "secret-key": "test-secret"}}
+SECRETS = example_secrets()
 
 
 def _saga_containers(objects: list[Object]) -> list[tuple[Object, ContainerRun]]:

@@ -1,0 +1,132 @@
+"""What TLS and role tokens cost (not a test): LeaseTrial and ReportProgress on the optimizer, and
+Predict on `saga serve`, each in plain text and with TLS + a bearer token, taking turns call by
+call so that load on a shared machine hits both alike. Prints p50 per configuration and the
+ratio against plain text. Throwaway certificates come from tests/certs.py.
+
+    .venv/bin/python bench/security_overhead.py [--cycles 300] [--frames 300]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from optimizer_svc.client import OptimizerClient  # noqa: E402
+from optimizer_svc.core import OptimizerCore  # noqa: E402
+from optimizer_svc.server import make_server  # noqa: E402
+from saga.security.channels import ClientSecurity  # noqa: E402
+from saga.security.tls import ClientTLS, ServerTLS  # noqa: E402
+from saga.security.tokens import TokenFile, line_for, new_token  # noqa: E402
+from tests.certs import make_certs  # noqa: E402
+
+CONFIGS = ("plain", "tls+token")
+
+
+def p50_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def spec(dataset: str) -> dict:
+    return {"name": "bench", "dataset": {"uri": dataset}, "strategy": "random",
+            "budget": {"trials_per_phase": 10_000, "parallel_trials": 1, "initial_points": 1},
+            "stopping": {"nonconvergence": {"enabled": False}, "early_stopping": {"enabled": False}}}
+
+
+def optimizer(root: Path, certs, cycles: int) -> dict[str, dict[str, float]]:
+    from tests.optimizer.conftest import empty_dataset
+
+    token = new_token()
+    (root / "hashes").write_text(line_for(token, ["admin"]) + "\n")
+    clients, servers = {}, []
+    for name in CONFIGS:
+        secure = name != "plain"
+        core = OptimizerCore(str(root / f"{name}.db"))
+        server, port = make_server(core, "127.0.0.1:0",
+                                   tls=ServerTLS(certs.server_cert, certs.server_key) if secure else None,
+                                   tokens=TokenFile(root / "hashes") if secure else None)
+        server.start()
+        servers.append((server, core))
+        security = ClientSecurity(ClientTLS(certs.ca), token) if secure else None
+        clients[name] = OptimizerClient(f"localhost:{port}", security=security)
+        clients[name].study = clients[name].create_study(spec(empty_dataset())).id
+    times = {name: {"LeaseTrial": [], "ReportProgress": []} for name in CONFIGS}
+    for cycle in range(cycles):
+        for name in CONFIGS if cycle % 2 else reversed(CONFIGS):
+            client = clients[name]
+            started = time.perf_counter()
+            trial, lease = client.lease_trial("bench", study_id=client.study, wait=10)
+            times[name]["LeaseTrial"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            client.report_progress(trial.id, lease.id, "finetune", 1, {"val_accuracy": 0.5, "val_loss": 1.0})
+            times[name]["ReportProgress"].append(time.perf_counter() - started)
+            client.complete_trial(trial.id, lease.id, "SUCCEEDED", metrics={"val_accuracy": 0.5})
+    for client in clients.values():
+        client.close()
+    for server, core in servers:
+        server.stop(0).wait()
+        core.close()
+    return {name: {call: p50_ms(v[10:]) for call, v in calls.items()} for name, calls in times.items()}
+
+
+def predict(root: Path, certs, frames: int) -> dict[str, dict[str, float]]:
+    from serving.client import GrpcFrameClient, RestFrameClient
+    from tests.serving.helpers import build_model, export, make_images, png, start_server
+
+    exported = export(build_model(seed=1), root / "models")
+    token = new_token()
+    (root / "serving-hashes").write_text(line_for(token, ["reader"]) + "\n")
+    base = Path(exported.uri).parent.parent
+    plain = start_server(base)
+    secure = start_server(base, tls=ServerTLS(certs.server_cert, certs.server_key),
+                          tokens=TokenFile(root / "serving-hashes"))
+    security = ClientSecurity(ClientTLS(certs.ca), token)
+    clients = {("plain", "gRPC"): GrpcFrameClient(f"localhost:{plain.grpc_port}", "demo", timeout_s=30),
+               ("plain", "REST"): RestFrameClient(f"localhost:{plain.rest_port}", "demo", timeout_s=30),
+               ("tls+token", "gRPC"): GrpcFrameClient(f"localhost:{secure.grpc_port}", "demo", timeout_s=30,
+                                                      security=security),
+               ("tls+token", "REST"): RestFrameClient(f"localhost:{secure.rest_port}", "demo", timeout_s=30,
+                                                      security=security)}
+    images, _ = make_images(8, seed=2)
+    encoded = [png(i) for i in images]
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in clients}
+    for frame in range(frames):
+        for key in clients if frame % 2 else reversed(list(clients)):
+            started = time.perf_counter()
+            clients[key].classify(encoded[frame % len(encoded)])
+            times[key].append(time.perf_counter() - started)
+    for client in clients.values():
+        client.close()
+    plain.stop()
+    secure.stop()
+    result: dict[str, dict[str, float]] = {name: {} for name in CONFIGS}
+    for (name, api), values in times.items():
+        result[name][f"Predict {api}"] = p50_ms(values[10:])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=300, help="lease/report/complete cycles per configuration")
+    parser.add_argument("--frames", type=int, default=300, help="Predict calls per configuration and API")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        certs = make_certs(root / "certs")
+        results = optimizer(root, certs, args.cycles)
+        for name, calls in predict(root, certs, args.frames).items():
+            results[name].update(calls)
+    print(f"{'call':<16} {'plain p50 ms':>13} {'tls+token p50 ms':>17} {'ratio':>6}")
+    for call in results["plain"]:
+        plain, secure = results["plain"][call], results["tls+token"][call]
+        print(f"{call:<16} {plain:>13.2f} {secure:>17.2f} {secure / plain:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
