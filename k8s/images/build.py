@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -220,6 +221,20 @@ class Builder:
         if no_cache:
             cmd.insert(2, "--no-cache")
         subprocess.run(cmd, env=self.env, check=True)
+        if self.kind == "buildah" and "SOURCE_DIGEST" in build_args:
+            self._relabel(ref, build_args["SOURCE_DIGEST"])
+
+    def _relabel(self, ref: str, digest: str) -> None:
+        """buildah's layer cache keys ``LABEL x=$ARG`` on the instruction's text, not the argument's
+        value: a target whose layers did not change (serving-sync after a Python-only change) came
+        out with the previous build's digest. Setting the label on the built image fixes that."""
+        run = functools.partial(subprocess.run, env=self.env, check=True, capture_output=True, text=True)
+        container = run(["buildah", "from", "--pull=never", ref]).stdout.strip()
+        try:
+            run(["buildah", "config", "--label", f"io.saga.source-digest={digest}", container])
+            run(["buildah", "commit", "--quiet", "--format", "docker", container, ref])
+        finally:
+            run(["buildah", "rm", container])
 
 
 def pick_builder(workdir: Path) -> Builder | None:
