@@ -114,10 +114,18 @@ class Watcher:
                 self._print(line)
             self._set_status(self.status_line(ev), ev.event in ("snapshot", "trial_finished", "phase_started",
                                                                  "study_finished"))
+        # The stream may end before an event that carries the final counts: the last status line is
+        # the study as stored, so a finished study always shows its full bar.
+        final = self.client.get_study(self.study_id)
+        last = pb.WatchStudyResponse(study=final)
+        best = self.client.best_trial(self.study_id)
+        if best is not None:
+            last.best_trial.CopyFrom(best)
+        self._set_status(self.status_line(last), True)
         if self.tty:
             print(file=self.out)
         self._status = ""
-        return self.client.get_study(self.study_id)
+        return final
 
     def status_line(self, ev: pb.WatchStudyResponse) -> str:
         study = ev.study
