@@ -75,6 +75,7 @@ bench: venv
 	$(PY) bench/proposal_latency.py
 	$(PY) bench/input_pipeline.py
 	$(PY) bench/serving_latency.py
+	$(PY) bench/stopping_savings.py
 
 # Image sizes, cold and cached build times, container start to SERVING and to the first training step.
 bench-images: venv sysdeps

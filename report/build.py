@@ -24,7 +24,7 @@ from .timing import time_table
 
 TRIAL_COLUMNS = (("#", "trial"), ("phase", "phase"), ("state", "state"), ("parameters", "parameters"),
                  ("best value", "value"), ("epochs", "epochs"), ("why it stopped", "stopped"),
-                 ("duration s", "duration_s"), ("worker", "worker"))
+                 ("reason", "detail"), ("duration s", "duration_s"), ("worker", "worker"))
 PER_CLASS = (("class", "class"),) + tuple((c, c) for c, _ in tables.PER_CLASS_COLUMNS)
 VERSUS_COLUMNS = (("method", "method"), ("accuracy", "accuracy"), ("macro-F1", "macro_f1"))
 BASELINE_COLUMNS = (("method", "method"), ("F1", "f1"), ("ACC", "accuracy"), ("MCC", "mcc"),
@@ -80,9 +80,10 @@ def write_report(study: Study, evaluation: dict[str, Any] | None, out: Path, *,
 
     page.heading("Trials")
     page.paragraph("Every trial the optimizer created, in order. 'best value' is the best "
-                   f"{metric} a trial reached in any epoch; 'why it stopped' names the rule that ended it.")
+                   f"{metric} a trial reached in any epoch; 'why it stopped' names the rule that ended it; "
+                   "'reason' is the rule's own words, or the error of a failed or infeasible trial.")
     trials = tables.trials_table(study)
-    page.table(trials, TRIAL_COLUMNS, text_columns=("phase", "state", "parameters", "stopped", "worker"))
+    page.table(trials, TRIAL_COLUMNS, text_columns=("phase", "state", "parameters", "stopped", "detail", "worker"))
     _table(report, "trials", trials, TRIAL_COLUMNS)
 
     page.heading(f"{curve_metric} per epoch")

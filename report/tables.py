@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from trial_contract.failures import one_line
+
 from .model import Study, Trial
 
 # Why a trial ended, in the words of the thesis (section 3.5) and of the trial states.
@@ -51,7 +53,7 @@ def trials_table(study: Study) -> list[dict[str, Any]]:
         rows.append({
             "trial": t.number, "id": t.id, "phase": names.get(t.phase, str(t.phase)), "state": t.state,
             "parameters": dict(sorted(t.parameters.items())), "value": t.value, "epochs": sum(steps.values()),
-            "epochs_by_step": steps, "stopped": why_stopped(t), "detail": t.stop_reason or t.error,
+            "epochs_by_step": steps, "stopped": why_stopped(t), "detail": t.stop_reason or one_line(t.error),
             "duration_s": duration(t, study.read_at), "worker": t.worker_id, "attempt": t.attempt,
         })
     return rows

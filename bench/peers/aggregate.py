@@ -186,11 +186,16 @@ def main() -> None:
     lines += ["### Parallel against sequential (Saga's default)", ""]
     parallel_vs_sequential(runs, tasks, lines)
     worse = sorted({f"{peer} on {task}" for peer, v in verdict.items() for task, w, l, p in v if p < 0.05 and l > w})
+    untested = [(peer, task) for peer, v in verdict.items() for task, _, _, p in v if p != p]
+    pairs = sum(len(v) for v in verdict.values())
+    untested_peers = sorted({peer for peer, _ in untested}, key=ORDER.index)
     tpe = verdict.get("optuna-tpe", [])
     fewest = min((len(rs) for k, rs in runs.items() if k[1] == 1 and k[2] == DEFAULT), default=0)
     lines += [f"Summary at 30 evaluations (a Wilcoxon test needs at least 5 paired seeds; p=nan: not tested; "
               f"fewest seeds of {DEFAULT} on a task: {fewest}): "
-              f"significantly worse than a peer on: {', '.join(worse) or 'none'}; "
+              f"significantly worse than a peer on: {', '.join(worse) or 'none'} "
+              f"(not tested, too few paired seeds: {len(untested)} of {pairs} peer/task pairs"
+              f"{', of ' + ', '.join(untested_peers) if untested_peers else ''}); "
               f"better than Optuna TPE (more wins than losses) on {sum(w > l for _, w, l, _ in tpe)} of {len(tpe)} tasks, "
               f"significantly on {sum(w > l and p < 0.05 for _, w, l, p in tpe)}.", ""]
     text = "\n".join(lines)

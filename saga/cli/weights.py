@@ -62,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from trainer_svc.pretrain import PretrainConfig, pretrain_weights
+    from saga.cli.progress import Step
+
+    with Step("importing TensorFlow"):  # tens of seconds on a busy machine: never silent
+        from trainer_svc.pretrain import PretrainConfig, pretrain_weights
 
     config = PretrainConfig(backbone=args.backbone, image_size=args.image_size, epochs=args.epochs,
                             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,

@@ -2,6 +2,7 @@
 agreement with `saga study watch`, and the page in headless Chromium."""
 from __future__ import annotations
 
+import html
 import json
 import re
 import signal
@@ -67,6 +68,13 @@ def test_the_trials_table_holds_the_optimizers_numbers(finished, optimizer):
     assert {EARLY, NONCONVERGENCE, INFEASIBLE} <= seen
     markdown = (finished.out / "tables" / "trials.md").read_text().splitlines()
     assert len(markdown) == 2 + len(rows)
+    # the reason reaches the page: the infeasible trial's error, the rule's words for a stopped one
+    infeasible = next(line for line in markdown if "| infeasible |" in line)
+    assert "| loss became NaN |" in infeasible
+    page = (finished.out / "index.html").read_text()
+    assert "<td class='text'>loss became NaN</td>" in page
+    stopped = next(t for t in stored.values() if t.stop_reason.startswith("nonconvergence"))
+    assert f"<td class='text'>{html.escape(stopped.stop_reason)}</td>" in page
 
 
 def test_convergence_is_the_running_best_and_the_proposal_steps(finished, optimizer):
