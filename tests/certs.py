@@ -86,3 +86,17 @@ def make_certs(directory: Path) -> Certs:
     for name, key in (("server_key", server_key), ("client_key", client_key), ("expired_key", expired_key)):
         paths[name] = _write_key(directory / f"{name}.pem", key)
     return Certs(**paths)
+
+
+def install(directory: Path, cert: Path, key: Path) -> tuple[Path, Path]:
+    """Puts a certificate and key at ``directory``/tls.crt and tls.key (where a server reads them),
+    replacing what is there as a rotated Secret does: each file swapped in whole, never half-written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    placed = []
+    for source, name in ((key, "tls.key"), (cert, "tls.crt")):
+        target = directory / name
+        staged = directory / f".{name}.new"
+        staged.write_bytes(source.read_bytes())
+        staged.replace(target)
+        placed.append(target)
+    return placed[1], placed[0]
