@@ -123,22 +123,29 @@ ARG SOURCE_DIGEST=unknown
 LABEL io.saga.source-digest=$SOURCE_DIGEST
 
 # ---------------------------------------------------------------------------------------------------
-# serving-sync: the TF Serving sidecar. It copies a model version from the object store only once the
+# serving-sync: the TF Serving sidecars. It copies a model version from the object store only once the
 # version is complete, into a staging directory on the same volume, then renames it into place, so TF
-# Serving never sees a half-copied version (which `mc mirror --watch` would show it).
+# Serving never sees a half-copied version (which `mc mirror --watch` would show it). The same image
+# runs the gateway that puts TLS and tokens in front of TF Serving (`python -m serving.gateway`), with
+# only the modules it imports (no TensorFlow).
 FROM python-base AS serving-sync
 COPY requirements.lock /tmp/requirements.lock
 # The sidecar needs no setuptools, which the base's venv module would bring unpinned.
 RUN --mount=type=cache,id=saga-wheels,target=/wheels,sharing=locked \
     python -m venv /opt/venv \
     && /opt/venv/bin/pip uninstall --quiet --yes setuptools \
-    && /opt/venv/bin/pip wheel --quiet --no-cache-dir --disable-pip-version-check --wheel-dir /wheels --find-links /wheels --constraint /tmp/requirements.lock minio prometheus-client \
-    && /opt/venv/bin/pip install --quiet --no-cache-dir --disable-pip-version-check --no-index --find-links /wheels --constraint /tmp/requirements.lock minio prometheus-client \
+    && /opt/venv/bin/pip wheel --quiet --no-cache-dir --disable-pip-version-check --wheel-dir /wheels --find-links /wheels --constraint /tmp/requirements.lock minio prometheus-client grpcio \
+    && /opt/venv/bin/pip install --quiet --no-cache-dir --disable-pip-version-check --no-index --find-links /wheels --constraint /tmp/requirements.lock minio prometheus-client grpcio \
     && /opt/venv/bin/pip freeze --all --exclude pip > /tmp/installed.txt \
     && if grep -v -x -F -f /tmp/requirements.lock /tmp/installed.txt; then \
          echo "the packages above are not pinned in requirements.lock" >&2; exit 1; fi \
     && rm /tmp/requirements.lock /tmp/installed.txt
 COPY k8s/serving-sync/sync_models.py /opt/saga/sync_models.py
+COPY saga/__init__.py saga/ports.py /opt/saga/saga/
+COPY saga/cli/__init__.py saga/cli/security_flags.py /opt/saga/saga/cli/
+COPY saga/security/ /opt/saga/saga/security/
+COPY serving/__init__.py serving/access.py serving/https.py serving/gateway.py /opt/saga/serving/
+ENV PYTHONPATH=/opt/saga
 USER 10001:10001
 EXPOSE 9102
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 \

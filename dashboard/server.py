@@ -3,7 +3,6 @@ serves the app with uvicorn until SIGINT or SIGTERM."""
 from __future__ import annotations
 
 import socket
-import ssl
 from typing import Callable
 
 import uvicorn
@@ -48,10 +47,11 @@ def serve(config: DashboardConfig, ready: Callable[[str], None] = print, metrics
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     tls: dict = {}
     if config.tls:
-        config.tls.ssl_context()  # an unreadable or mismatched file: a one-line error before serving
-        tls = {"ssl_certfile": str(config.tls.cert), "ssl_keyfile": str(config.tls.key)}
-        if config.tls.client_ca:
-            tls.update(ssl_ca_certs=str(config.tls.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
+        # Read before serving (an unreadable or mismatched file: a one-line error), and reread when
+        # the files change (saga.security.tls).
+        context = config.tls.ssl_context()
+        tls = {"ssl_certfile": str(config.tls.cert), "ssl_keyfile": str(config.tls.key),
+               "ssl_context_factory": lambda _config, _default: context}
     server = _Server(uvicorn.Config(make_app(config, metrics=metrics), log_level="warning", access_log=False,
                                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, **tls))
     ready(f"dashboard listening on {scheme}://{shown}:{port}/ (optimizer {config.optimizer}, "

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import ssl
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from google.protobuf import json_format
@@ -19,14 +17,14 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 
 from saga.security.guard import Guard, Refusal
 from saga.security.tls import ServerTLS
+from serving.access import rest_method
 from serving.errors import HTTP_STATUS, InvalidInput, NotFound, ServingError
+from serving.https import ThreadedHTTPSServer
 from serving.metrics import ServingMetrics
 from serving.predictor import Predictor
 from serving.rest_json import format_predict, load_json, parse_predict
 
 log = logging.getLogger(__name__)
-_PATH = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d{1,18}))?"
-                   r"(?P<suffix>/metadata|:predict)?/?")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -47,15 +45,13 @@ class _Handler(BaseHTTPRequestHandler):
         start = time.perf_counter()
         api, model, version = "rest", "", ""
         try:
-            match = _PATH.fullmatch(self.path.split("?", 1)[0])
-            if match is None:
+            route = rest_method(method, self.path)
+            if route is None:
                 raise NotFound(f"no such endpoint: {method} {self.path}")
+            match, what = route
             name, suffix = match["name"], match["suffix"] or ""
             wanted = int(match["version"]) if match["version"] else None
-            if (suffix == ":predict") != (method == "POST"):
-                raise NotFound(f"no such endpoint: {method} {self.path}")
             if self.server.guard is not None:
-                what = {":predict": "Predict", "/metadata": "GetModelMetadata"}.get(suffix, "GetModelStatus")
                 refusal = self.server.guard.check(what, self.headers.get("Authorization"))
                 if isinstance(refusal, Refusal):
                     self.close_connection = method == "POST"  # the unread body must not be parsed next
@@ -144,32 +140,13 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
 
-class RestServer(ThreadingHTTPServer):
+class RestServer(ThreadedHTTPSServer):
     """A threaded HTTP server answering TF Serving's REST API; HTTPS with ``tls``, bearer tokens
     checked by ``guard``."""
-
-    daemon_threads = True
-    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], predictor: Predictor, metrics: ServingMetrics, *,
                  tls: ServerTLS | None = None, guard: Guard | None = None) -> None:
         self.predictor = predictor
         self.metrics = metrics
         self.guard = guard
-        self._tls = tls.ssl_context() if tls else None
-        super().__init__(address, _Handler)
-        if self._tls is not None:
-            # The handshake happens in the request's own thread (finish_request), so a slow or
-            # silent client never holds up accepting the next connection.
-            self.socket = self._tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
-
-    def finish_request(self, request, client_address) -> None:
-        if self._tls is not None:
-            try:
-                request.settimeout(30)
-                request.do_handshake()
-                request.settimeout(None)
-            except (ssl.SSLError, OSError) as exc:  # no client certificate, plain HTTP, wrong CA
-                log.info("TLS handshake with %s failed: %s", client_address[0], exc)
-                return
-        super().finish_request(request, client_address)
+        super().__init__(address, _Handler, tls)

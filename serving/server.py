@@ -18,7 +18,8 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 from saga.ports import GRPC_SERVER_OPTIONS, bind_failed, check_free
 from saga.security.guard import Guard, GuardInterceptor
 from saga.security.tls import ServerTLS, add_port, exposure_warning
-from saga.security.tokens import ROLES, TokenFile
+from saga.security.tokens import TokenFile
+from serving.access import POLICY
 from serving.batching import BatchingQueue
 from serving.grpc_api import ModelStatusServicer, PredictionServicer
 from serving.input_limits import DEFAULT_MAX_IMAGE_PIXELS
@@ -30,9 +31,6 @@ from serving.rest_api import RestServer
 
 log = logging.getLogger(__name__)
 _SERVICES = ("", "tensorflow.serving.PredictionService", "tensorflow.serving.ModelService")
-# With a token file, any token in it may predict and read model status and metadata (REST uses the
-# same names).
-POLICY = {name: ROLES for name in ("Predict", "GetModelMetadata", "GetModelStatus")}
 
 
 @dataclass(frozen=True)

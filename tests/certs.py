@@ -51,7 +51,8 @@ def _ca(cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     return cert, key
 
 
-def _leaf(ca: x509.Certificate, ca_key, cn: str, usage, *, expired: bool = False):
+def _leaf(ca: x509.Certificate, ca_key, cn: str, usage, *, expired: bool = False,
+          hosts: tuple[str, ...] = ("localhost",)):
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.timezone.utc)
     start, end = (now - dt.timedelta(days=10), now - dt.timedelta(days=1)) if expired else \
@@ -66,18 +67,19 @@ def _leaf(ca: x509.Certificate, ca_key, cn: str, usage, *, expired: bool = False
                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
     if usage == ExtendedKeyUsageOID.SERVER_AUTH:
         builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            [*(x509.DNSName(h) for h in hosts), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def make_certs(directory: Path) -> Certs:
+def make_certs(directory: Path, hosts: tuple[str, ...] = ("localhost",)) -> Certs:
+    """``hosts``: the names the server certificates are for (and 127.0.0.1)."""
     directory.mkdir(parents=True, exist_ok=True)
     pem = serialization.Encoding.PEM
     ca, ca_key = _ca("saga test CA")
     other, _ = _ca("some other CA")
-    server, server_key = _leaf(ca, ca_key, "localhost", ExtendedKeyUsageOID.SERVER_AUTH)
+    server, server_key = _leaf(ca, ca_key, hosts[0], ExtendedKeyUsageOID.SERVER_AUTH, hosts=hosts)
     client, client_key = _leaf(ca, ca_key, "saga-client", ExtendedKeyUsageOID.CLIENT_AUTH)
-    expired, expired_key = _leaf(ca, ca_key, "localhost", ExtendedKeyUsageOID.SERVER_AUTH, expired=True)
+    expired, expired_key = _leaf(ca, ca_key, hosts[0], ExtendedKeyUsageOID.SERVER_AUTH, expired=True, hosts=hosts)
     paths = {}
     for name, cert in (("ca", ca), ("other_ca", other), ("server_cert", server), ("client_cert", client),
                        ("expired_cert", expired)):
@@ -86,3 +88,17 @@ def make_certs(directory: Path) -> Certs:
     for name, key in (("server_key", server_key), ("client_key", client_key), ("expired_key", expired_key)):
         paths[name] = _write_key(directory / f"{name}.pem", key)
     return Certs(**paths)
+
+
+def install(directory: Path, cert: Path, key: Path) -> tuple[Path, Path]:
+    """Puts a certificate and key at ``directory``/tls.crt and tls.key (where a server reads them),
+    replacing what is there as a rotated Secret does: each file swapped in whole, never half-written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    placed = []
+    for source, name in ((key, "tls.key"), (cert, "tls.crt")):
+        target = directory / name
+        staged = directory / f".{name}.new"
+        staged.write_bytes(source.read_bytes())
+        staged.replace(target)
+        placed.append(target)
+    return placed[1], placed[0]

@@ -6,16 +6,21 @@ TLS, the CA that client certificates must chain to. Clients take the CA bundle t
 server's certificate and, for mutual TLS, their own certificate and key. Nothing configured means
 plain text (the loopback default of ``saga up`` and ``saga demo``).
 
-Files are read when a server or channel is built; a rotated certificate takes effect on restart
-(a Deployment's rollout), while tokens are reread on change (saga.security.tokens).
+A server rereads its certificate, key and client CA when the files change (a renewed cert-manager
+Secret, a rotated mounted Secret): new connections get the new certificate, open ones keep theirs,
+and files that do not load yet (half of a rotation) keep the previous certificate. A client's
+files are read when its channel is built; tokens are reread on change (saga.security.tokens).
 """
 from __future__ import annotations
 
+import logging
 import os
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Generic, Mapping, TypeVar
 
 import grpc
 
@@ -25,6 +30,11 @@ ENV_CA, ENV_CLIENT_CERT, ENV_CLIENT_KEY = "SAGA_TLS_CA", "SAGA_TLS_CLIENT_CERT",
 ENV_CERT, ENV_KEY, ENV_CLIENT_CA = "SAGA_TLS_CERT", "SAGA_TLS_KEY", "SAGA_TLS_CLIENT_CA"
 # grpc's wording for a failed handshake; an error carrying one of these is not worth retrying.
 HANDSHAKE_MARKERS = ("handshake failed", "certificate_verify_failed", "ssl_error", "wrong_version_number")
+# How often a new connection may look at the certificate files (a stat of each) for a rotation.
+RELOAD_CHECK_S = 1.0
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class TLSConfigError(SecurityConfigError):
@@ -41,6 +51,50 @@ def _read(what: str, path: str | Path) -> bytes:
     return data
 
 
+def _stamp(paths: tuple[Path, ...]) -> tuple:
+    """What changes when a file is rewritten or a Secret's symlink is swapped (stat follows links)."""
+    stamps = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
+class _Reloading(Generic[T]):
+    """Something built from certificate files, rebuilt when they change: looked at on new
+    connections, at most every RELOAD_CHECK_S. Files that fail to build keep the previous value and
+    are tried again at the next look."""
+
+    def __init__(self, paths: tuple[Path, ...], build: Callable[[], T]) -> None:
+        self._paths, self._build = paths, build
+        self._stamp = _stamp(paths)
+        self.value: T = build()  # unreadable at start: the caller's one-line error
+        self._checked = time.monotonic()
+        self._lock = threading.Lock()
+
+    def refresh(self) -> bool:
+        """True when the files changed and ``value`` was rebuilt from them."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._checked < RELOAD_CHECK_S:
+                return False
+            self._checked = now
+            stamp = _stamp(self._paths)
+            if stamp == self._stamp:
+                return False
+            try:
+                value = self._build()
+            except (TLSConfigError, ssl.SSLError, OSError) as e:
+                log.warning("TLS files changed but do not load (%s); keeping the previous certificate", e)
+                return False
+            self.value, self._stamp = value, stamp
+            log.info("TLS certificate reloaded from %s", self._paths[0])
+            return True
+
+
 @dataclass(frozen=True)
 class ServerTLS:
     """A server's certificate chain and key; ``client_ca`` set: mutual TLS (clients must present a
@@ -50,18 +104,55 @@ class ServerTLS:
     key: Path
     client_ca: Path | None = None
 
-    def grpc_credentials(self) -> grpc.ServerCredentials:
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return (self.cert, self.key) + ((self.client_ca,) if self.client_ca else ())
+
+    def _grpc_configuration(self):
+        self._context()  # the key must belong to the certificate: grpc would only fail handshakes
         pair = (_read("TLS key", self.key), _read("TLS certificate", self.cert))
         ca = _read("TLS client CA", self.client_ca) if self.client_ca else None
-        return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
+        return grpc.ssl_server_certificate_configuration([pair], root_certificates=ca)
+
+    def grpc_credentials(self) -> grpc.ServerCredentials:
+        """Credentials that follow the files: grpc asks for the configuration at each handshake."""
+        configuration = _Reloading(self.files, self._grpc_configuration)
+
+        def fetch():
+            try:
+                return configuration.value if configuration.refresh() else None
+            except Exception:  # noqa: BLE001 - a handshake must never fail on the check itself
+                log.exception("TLS reload check failed; keeping the previous certificate")
+                return None
+        return grpc.dynamic_ssl_server_credentials(configuration.value, fetch,
+                                                   require_client_authentication=self.client_ca is not None)
 
     def ssl_context(self) -> ssl.SSLContext:
-        """For HTTPS servers (serving REST, the dashboard)."""
+        """For HTTPS servers (serving REST, the dashboard). Its handshake callback hands each new
+        connection the context of the newest files."""
+        contexts = _Reloading(self.files, self._context)
+        listening = contexts.value
+
+        def on_hello(connection, server_name, context) -> None:
+            try:
+                contexts.refresh()
+                if contexts.value is not listening:
+                    connection.context = contexts.value
+            except Exception:  # noqa: BLE001 - as in grpc_credentials
+                log.exception("TLS reload check failed; keeping the previous certificate")
+        listening.sni_callback = on_hello
+        return listening
+
+    def _context(self) -> ssl.SSLContext:
         for what, path in (("TLS certificate", self.cert), ("TLS key", self.key)):
             _read(what, path)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(str(self.cert), str(self.key))
+        try:
+            context.load_cert_chain(str(self.cert), str(self.key))
+        except ssl.SSLError as e:
+            raise TLSConfigError(f"TLS certificate {self.cert} and key {self.key} do not load together "
+                                 f"({e.reason or e}): is the key the certificate's?") from None
         if self.client_ca:
             _read("TLS client CA", self.client_ca)
             context.load_verify_locations(cafile=str(self.client_ca))

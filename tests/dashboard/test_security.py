@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
@@ -26,6 +28,19 @@ DASHBOARD, READER, CLIENT = new_token(), new_token(), new_token()
 class Secured:
     url: str        # the dashboard, https
     optimizer: str  # HOST:PORT, TLS and tokens
+    hashes: Path    # the token file of both
+
+
+def start_dashboard(optimizer: str, certs, cert: Path, key: Path, hashes: Path) -> tuple[subprocess.Popen, str]:
+    """A dashboard process serving HTTPS with ``cert``; its URL (https://localhost:PORT/)."""
+    env = {**os.environ, "SAGA_TLS_CA": str(certs.ca), "SAGA_TOKEN": DASHBOARD}
+    p = subprocess.Popen([sys.executable, "-m", "saga.cli.main", "dashboard", "--optimizer", optimizer,
+                          "--port", "0", "--enable-actions", "--tls-cert", str(cert),
+                          "--tls-key", str(key), "--token-hashes", str(hashes)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    line = p.stdout.readline()
+    assert "dashboard listening on https://" in line, line + p.stdout.read()
+    return p, line.split()[3].replace("127.0.0.1", "localhost")
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +53,8 @@ def secured(tmp_path_factory, certs):
     server, port = make_server(core, "127.0.0.1:0", tls=ServerTLS(certs.server_cert, certs.server_key),
                                tokens=TokenFile(hashes))
     server.start()
-    env = {**os.environ, "SAGA_TLS_CA": str(certs.ca), "SAGA_TOKEN": DASHBOARD}
-    p = subprocess.Popen([sys.executable, "-m", "saga.cli.main", "dashboard", "--optimizer", f"localhost:{port}",
-                          "--port", "0", "--enable-actions", "--tls-cert", str(certs.server_cert),
-                          "--tls-key", str(certs.server_key), "--token-hashes", str(hashes)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    line = p.stdout.readline()
-    assert "dashboard listening on https://" in line, line + p.stdout.read()
-    yield Secured(line.split()[3].replace("127.0.0.1", "localhost"), f"localhost:{port}")
+    p, url = start_dashboard(f"localhost:{port}", certs, certs.server_cert, certs.server_key, hashes)
+    yield Secured(url, f"localhost:{port}", hashes)
     stop(p)
     server.stop(grace=None).wait()
     core.close()
@@ -102,3 +111,24 @@ def test_a_browser_signs_in_once_and_its_token_rides_in_an_http_only_cookie(secu
     assert 'id="main"' in browser.get(secured.url, verify=str(certs.ca), timeout=30).text  # the page itself
     assert browser.get(f"{secured.url}api/studies", verify=str(certs.ca), timeout=30).status_code == 200
     assert browser.post(f"{secured.url}api/studies/st-x/stop", verify=str(certs.ca), timeout=30).status_code == 403
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(secured, certs, tmp_path):
+    from tests.certs import install
+
+    cert, key = install(tmp_path / "tls", certs.expired_cert, certs.expired_key)
+    p, url = start_dashboard(secured.optimizer, certs, cert, key, secured.hashes)
+    try:
+        with pytest.raises(requests.exceptions.SSLError, match="certificate has expired"):
+            get(f"{url}api/studies", certs, READER)
+        install(tmp_path / "tls", certs.server_cert, certs.server_key)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert get(f"{url}api/studies", certs, READER).status_code == 200
+                break
+            except requests.exceptions.SSLError:
+                assert time.monotonic() < deadline, "the renewed certificate was not served within 10 s"
+                time.sleep(0.2)
+    finally:
+        stop(p)

@@ -2,11 +2,12 @@
 
 From overlays/dev (the CPU overlay) and k8s/saga-cli.yaml: the optimizer container, two trainer
 containers, the TF Serving pod's serving-sync sidecar with `saga serve` standing in for TF Serving's
-container (same user, volumes, ports and model flags; TF Serving has no package to install here), the
-saga-cli pod for the user's commands (`saga data`, `saga study`, `saga export`, `saga classify`), and
+container (same user, volumes, ports and model flags; TF Serving has no package to install here) and
+overlays/gpu's gateway that puts TLS and tokens in front of it, the saga-cli pod for the user's commands (`saga data`, `saga study`, `saga export`, `saga classify`), and
 an S3 server (moto, a test dependency) in a pod reachable as `minio`. Each pod is a podman pod on an
 internal network (tests/deploy/cluster.py). The study completes, its best trial is exported, the
-sidecar copies the version, the pod turns ready, and the exported model answers a Predict.
+sidecar copies the version, the pod turns ready, and the exported model answers a Predict, directly
+and through the gateway (with the CA and a token; refused without the token).
 
 Skipped, with the reason, where podman cannot run here or the images are not built (`make test`
 builds them first; `make images` by hand). Images built from another tree than this one fail the test.
@@ -21,6 +22,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from saga.security.tokens import line_for, new_token
+from tests.certs import make_certs
 
 from .cluster import Cluster, stale_images, unavailable
 from .conftest import K8S
@@ -107,6 +111,21 @@ def test_a_study_runs_through_the_real_images_as_the_manifests_run_them(rendered
         serving = cluster.start(serving_pod, serving_run, serving_volumes, image=cluster.target_image("tools"),
                                 argv=_tf_serving_stand_in(serving_run))
         sync = cluster.start(serving_pod, sync_run, serving_volumes)
+        # The production overlays' gateway (TLS and tokens in front of TF Serving), as overlays/gpu
+        # runs it, with its Secrets' files: a certificate for the Service's name and a token's hash.
+        gpu = rendered["overlays/gpu"]
+        gateway_run = container_run(one(gpu, "Deployment", "tfserving"), "gateway", gpu, SECRETS)
+        gateway_volumes = {m.volume: cluster.volume_dir(serving_pod, gateway_run, f"gateway-{m.volume}")
+                           for m in gateway_run.mounts}
+        certs = make_certs(tmp_path / "certs", hosts=("tfserving",))
+        (gateway_volumes["serving-tls"] / "tls.crt").write_bytes(certs.server_cert.read_bytes())
+        (gateway_volumes["serving-tls"] / "tls.key").write_bytes(certs.server_key.read_bytes())
+        token = new_token()
+        (gateway_volumes["tokens"] / "hashes").write_text(line_for(token, ["reader"]) + "\n")
+        for volume in gateway_volumes.values():
+            for f in volume.iterdir():
+                f.chmod(0o644)  # as a Secret's files: readable by the container's user
+        gateway = cluster.start(serving_pod, gateway_run, gateway_volumes)
 
         # The user's pod: k8s/saga-cli.yaml, with the overlay's ConfigMap.
         cli_manifest = yaml.safe_load((K8S / "saga-cli.yaml").read_text())
@@ -164,12 +183,28 @@ def test_a_study_runs_through_the_real_images_as_the_manifests_run_them(rendered
         classes = {p.name for p in (cli_volumes["work"] / "tiny").iterdir() if p.is_dir()}
         assert any(f"{c}=" in classified for c in classes), classified
 
+        # The same Predict through the gateway: TLS to the Service's name with the CA, and a token.
+        (cli_volumes["work"] / "ca.crt").write_bytes(certs.ca.read_bytes())
+        (cli_volumes["work"] / "token").write_text(token)
+        gateway_grpc = next(p["containerPort"] for p in gateway_run_ports(gpu) if p["name"] == "gateway-grpc")
+        classify = ["saga", "classify", f"/work/{image.relative_to(cli_volumes['work'])}",
+                    "--server", f"tfserving:{gateway_grpc}", "--model", model, "--tls-ca", "/work/ca.crt"]
+        through = _ok(cluster.exec(cli, [*classify, "--token-file", "/work/token"]), "saga classify through the gateway")
+        assert "frames: 1  failures: 0" in through and any(f"{c}=" in through for c in classes), through
+        refused = cluster.exec(cli, classify)  # no token
+        assert refused.returncode != 0 and "UNAUTHENTICATED" in refused.stdout + refused.stderr, refused
+
         print(f"Predict answered after {time.monotonic() - started:.0f}s", flush=True)
         # Nothing crashed on the read-only roots along the way.
-        for container in (optimizer, *trainers, serving, sync, cli):
+        for container in (optimizer, *trainers, serving, sync, gateway, cli):
             assert cluster.running(container), cluster.logs(container)
     finally:
         cluster.close()
+
+
+def gateway_run_ports(objects: list) -> list[dict]:
+    return next(c for c in pod_spec(one(objects, "Deployment", "tfserving"))["containers"]
+                if c["name"] == "gateway")["ports"]
 
 
 # Trials with their state and worker, as JSON (run in the tools image, which has the client).

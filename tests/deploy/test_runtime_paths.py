@@ -49,6 +49,8 @@ def written_paths(run: ContainerRun) -> dict[str, PurePosixPath]:
     if argv[:2] == ["python", "/opt/saga/sync_models.py"]:  # the sync sidecar writes its --dest only
         from .test_serving_sync import sync_models
         return {"dest": workdir / sync_models.build_parser().parse_args(argv[2:]).dest}
+    if argv[:3] == ["python", "-m", "serving.gateway"]:  # a proxy: reads its certificate and tokens, writes nothing
+        return {}
     writable_home = run.writable_mount(env.get("HOME", "/")) is not None
     if argv[0] != "saga":  # a shell for people (saga-cli): any command, in the working directory
         paths = runtime_paths.command_paths(env, writable_home)

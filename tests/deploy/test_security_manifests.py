@@ -120,41 +120,50 @@ def test_production_overlays_serve_tls_and_ask_for_tokens_from_mounted_secrets(r
         assert pod_spec(one(objects, "Deployment", "dashboard"))["containers"][0][probe]["httpGet"]["scheme"] == "HTTPS"
 
 
-def _ssl_config_message():
-    """TF Serving's SSLConfig (tensorflow_serving/config/ssl_config.proto), built here: the
-    tensorflow-serving-api package does not ship it."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-    proto = descriptor_pb2.FileDescriptorProto(name="saga_test_ssl_config.proto", package="saga_test")
-    message = proto.message_type.add(name="SSLConfig")
-    for number, (name, kind) in enumerate((("server_key", 9), ("server_cert", 9), ("custom_ca", 9),
-                                           ("client_verify", 8)), 1):
-        message.field.add(name=name, number=number, type=kind, label=1)
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("saga_test.SSLConfig"))
+def _port_number(container: dict, name_or_number) -> int:
+    if isinstance(name_or_number, int):
+        return name_or_number
+    return next(p["containerPort"] for p in container["ports"] if p["name"] == name_or_number)
 
 
-def test_tf_serving_gets_its_certificate_as_the_ssl_config_it_parses(rendered, certs, tmp_path) -> None:
-    import subprocess
-    import sys
+def _tcp_ports(rule: dict) -> set[int]:
+    return {p["port"] for p in rule.get("ports", [])}
 
-    from google.protobuf import text_format
 
-    spec = pod_spec(one(rendered["overlays/gpu"], "Deployment", "tfserving"))
-    init = next(c for c in spec["initContainers"] if c["name"] == "tls-config")
-    serving = next(c for c in spec["containers"] if c["name"] == "tfserving")
-    config_path = flag(serving["args"], "--ssl_config_file")
-    assert _secret_file(spec, init, "/etc/saga/tls/tls.key")[0] == "saga-serving-tls"
-    # the file TF Serving reads is the one the init container writes, on the volume they share
-    written = next(m for m in init["volumeMounts"] if m["name"] == "tls-config")["mountPath"]
-    read = next(m for m in serving["volumeMounts"] if m["name"] == "tls-config")["mountPath"]
-    assert PurePosixPath(config_path).parent == PurePosixPath(read)
-    (tmp_path / "tls").mkdir()
-    (tmp_path / "tls" / "tls.key").write_bytes(certs.server_key.read_bytes())
-    (tmp_path / "tls" / "tls.crt").write_bytes(certs.server_cert.read_bytes())
-    (tmp_path / "out").mkdir()
-    script = init["command"][2].replace("/etc/saga/tls", str(tmp_path / "tls")).replace(written, str(tmp_path / "out"))
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
-    parsed = text_format.Parse((tmp_path / "out" / PurePosixPath(config_path).name).read_text(), _ssl_config_message()())
-    assert parsed.server_key == certs.server_key.read_text() and parsed.server_cert == certs.server_cert.read_text()
+@pytest.mark.parametrize("name", PRODUCTION)
+def test_clients_reach_tf_serving_only_through_the_gateway_with_tls_and_tokens(rendered, name: str) -> None:
+    from serving.gateway import parser
+
+    objects, documented = rendered[name], example_secrets()
+    spec = pod_spec(one(objects, "Deployment", "tfserving"))
+    serving, gateway = (next(c for c in spec["containers"] if c["name"] == n) for n in ("tfserving", "gateway"))
+    assert gateway["command"] == ["python", "-m", "serving.gateway"]
+    args = parser().parse_args(gateway["args"])  # the flags the gateway has, with their values
+    # it forwards to TF Serving's own ports, on the pod's loopback
+    assert args.upstream_grpc == f"127.0.0.1:{flag(serving['args'], '--port')}"
+    assert args.upstream_rest == f"127.0.0.1:{flag(serving['args'], '--rest_api_port')}"
+    assert flag(serving["args"], "--ssl_config_file") is None  # TF Serving itself: loopback, plain
+    # TLS from the serving certificate, tokens from the same hashes as the optimizer
+    assert {_secret_file(spec, gateway, f)[0] for f in (args.tls_cert, args.tls_key)} == {"saga-serving-tls"}
+    assert documented["saga-serving-tls"]["type"] == "kubernetes.io/tls"
+    assert _secret_file(spec, gateway, args.token_hashes) == ("saga-token-hashes", "hashes")
+    # the Service's ports are the gateway's
+    service = one(objects, "Service", "tfserving")
+    targets = {p["name"]: _port_number(gateway, p["targetPort"]) for p in service["spec"]["ports"]}
+    assert targets == {"grpc": args.grpc_port, "rest": args.rest_port}
+    gateway_ports = {args.grpc_port, args.rest_port}
+    # clients are admitted to the pod at the gateway's ports only; TF Serving's REST stays open to
+    # Prometheus alone (its metrics path), its gRPC to nobody outside the pod
+    policy = one(objects, "NetworkPolicy", "tfserving")["spec"]
+    for rule in policy["ingress"]:
+        peers = [p.get("podSelector", {}).get("matchLabels", {}) for p in rule["from"]]
+        if any(p.get("saga.io/client") == "true" for p in peers):
+            assert _tcp_ports(rule) == gateway_ports
+        else:
+            assert peers == [{"app.kubernetes.io/name": "prometheus"}]
+            assert int(flag(serving["args"], "--port")) not in _tcp_ports(rule)
+    egress = one(objects, "NetworkPolicy", "clients")["spec"]["egress"]
+    to_serving = [r for r in egress if any(p.get("podSelector", {}).get("matchLabels", {}).get(
+        "app.kubernetes.io/name") == "tfserving" for p in r.get("to", []))]
+    assert [_tcp_ports(r) for r in to_serving] == [gateway_ports]
+    assert gateway["securityContext"]["readOnlyRootFilesystem"] is True

@@ -106,3 +106,28 @@ def test_a_server_open_beyond_loopback_without_tls_or_tokens_is_warned_about(cer
     assert exposure_warning("the optimizer", "0.0.0.0", tls, object()) is None
     assert "without TLS and tokens" in exposure_warning("the optimizer", "0.0.0.0", None, None)
     assert "without tokens" in exposure_warning("the optimizer", "0.0.0.0", tls, None)
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(serve_tls, certs, tmp_path):
+    from tests.certs import install
+
+    cert, key = install(tmp_path / "tls", certs.expired_cert, certs.expired_key)
+    target = serve_tls(ServerTLS(cert, key))
+    security = ClientSecurity(ClientTLS(certs.ca))
+    assert "certificate has expired" in refused(target, security)
+
+    def lists() -> bool:
+        try:
+            with OptimizerClient(target, retry_for=0, security=security) as client:
+                return client.list_studies() == []
+        except Unavailable:
+            return False
+
+    install(tmp_path / "tls", certs.server_cert, certs.server_key)  # the Secret was renewed
+    deadline = time.monotonic() + 10
+    while not lists():
+        assert time.monotonic() < deadline, "the renewed certificate was not served within 10 s"
+        time.sleep(0.2)
+    (tmp_path / "tls" / "tls.crt").write_text("half-written")  # a rotation caught in the middle
+    time.sleep(1.5)
+    assert lists()  # the last good certificate is kept

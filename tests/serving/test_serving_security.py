@@ -77,3 +77,36 @@ def test_plain_text_and_clients_without_a_certificate_are_refused(secured, certs
                             timeout_s=30)
     with pytest.raises(ClassifyError, match="UNAVAILABLE.*--tls-ca"):
         plain.classify(image())
+
+
+def test_a_renewed_certificate_reaches_grpc_and_https_without_a_restart(exported, certs, tmp_path):
+    import time
+
+    from tests.certs import install
+
+    cert, key = install(tmp_path / "tls", certs.expired_cert, certs.expired_key)
+    server = start_server(Path(exported.uri).parent.parent, tls=ServerTLS(cert, key))
+    url = f"https://localhost:{server.rest_port}/v1/models/demo"
+    security = ClientSecurity(ClientTLS(certs.ca))
+
+    def both_answer() -> bool:
+        try:
+            assert requests.get(url, timeout=30, verify=str(certs.ca)).status_code == 200
+            client = GrpcFrameClient(f"localhost:{server.grpc_port}", "demo", security=security, timeout_s=30)
+            try:
+                client.classify(image())
+            finally:
+                client.close()
+            return True
+        except (requests.exceptions.SSLError, ClassifyError):
+            return False
+    try:
+        with pytest.raises(requests.exceptions.SSLError, match="certificate has expired"):
+            requests.get(url, timeout=30, verify=str(certs.ca))
+        install(tmp_path / "tls", certs.server_cert, certs.server_key)
+        deadline = time.monotonic() + 10
+        while not both_answer():
+            assert time.monotonic() < deadline, "the renewed certificate was not served within 10 s"
+            time.sleep(0.2)
+    finally:
+        server.stop()
