@@ -1,7 +1,9 @@
 """What TLS and role tokens cost (not a test): LeaseTrial and ReportProgress on the optimizer, and
 Predict on `saga serve`, each in plain text and with TLS + a bearer token, taking turns call by
-call so that load on a shared machine hits both alike. Prints p50 per configuration and the
-ratio against plain text. Throwaway certificates come from tests/certs.py.
+call so that load on a shared machine hits both alike. Predict is also timed through the gateway
+that the production overlays put in front of TF Serving (serving/gateway.py: TLS, token, one more
+hop), with the plain server behind it. Prints p50 per configuration and the ratios against plain
+text. Throwaway certificates come from tests/certs.py.
 
     .venv/bin/python bench/security_overhead.py [--cycles 300] [--frames 300]
 """
@@ -86,13 +88,23 @@ def predict(root: Path, certs, frames: int) -> dict[str, dict[str, float]]:
     plain = start_server(base)
     secure = start_server(base, tls=ServerTLS(certs.server_cert, certs.server_key),
                           tokens=TokenFile(root / "serving-hashes"))
+    from serving.gateway import Gateway, GatewayConfig
+
+    gateway = Gateway(GatewayConfig(f"127.0.0.1:{plain.grpc_port}", f"127.0.0.1:{plain.rest_port}", "127.0.0.1",
+                                    0, 0, ServerTLS(certs.server_cert, certs.server_key),
+                                    TokenFile(root / "serving-hashes")))
+    gateway.start()
     security = ClientSecurity(ClientTLS(certs.ca), token)
     clients = {("plain", "gRPC"): GrpcFrameClient(f"localhost:{plain.grpc_port}", "demo", timeout_s=30),
                ("plain", "REST"): RestFrameClient(f"localhost:{plain.rest_port}", "demo", timeout_s=30),
                ("tls+token", "gRPC"): GrpcFrameClient(f"localhost:{secure.grpc_port}", "demo", timeout_s=30,
                                                       security=security),
                ("tls+token", "REST"): RestFrameClient(f"localhost:{secure.rest_port}", "demo", timeout_s=30,
-                                                      security=security)}
+                                                      security=security),
+               ("gateway", "gRPC"): GrpcFrameClient(f"localhost:{gateway.grpc_port}", "demo", timeout_s=30,
+                                                    security=security),
+               ("gateway", "REST"): RestFrameClient(f"localhost:{gateway.rest_port}", "demo", timeout_s=30,
+                                                    security=security)}
     images, _ = make_images(8, seed=2)
     encoded = [png(i) for i in images]
     times: dict[tuple[str, str], list[float]] = {key: [] for key in clients}
@@ -103,9 +115,10 @@ def predict(root: Path, certs, frames: int) -> dict[str, dict[str, float]]:
             times[key].append(time.perf_counter() - started)
     for client in clients.values():
         client.close()
+    gateway.stop()
     plain.stop()
     secure.stop()
-    result: dict[str, dict[str, float]] = {name: {} for name in CONFIGS}
+    result: dict[str, dict[str, float]] = {name: {} for name in (*CONFIGS, "gateway")}
     for (name, api), values in times.items():
         result[name][f"Predict {api}"] = p50_ms(values[10:])
     return result
@@ -121,11 +134,14 @@ def main() -> None:
         certs = make_certs(root / "certs")
         results = optimizer(root, certs, args.cycles)
         for name, calls in predict(root, certs, args.frames).items():
-            results[name].update(calls)
-    print(f"{'call':<16} {'plain p50 ms':>13} {'tls+token p50 ms':>17} {'ratio':>6}")
+            results.setdefault(name, {}).update(calls)
+    print(f"{'call':<16} {'plain p50 ms':>13} {'tls+token p50 ms':>17} {'ratio':>6} {'gateway p50 ms':>15} {'ratio':>6}")
     for call in results["plain"]:
         plain, secure = results["plain"][call], results["tls+token"][call]
-        print(f"{call:<16} {plain:>13.2f} {secure:>17.2f} {secure / plain:>6.2f}")
+        line = f"{call:<16} {plain:>13.2f} {secure:>17.2f} {secure / plain:>6.2f}"
+        if call in results["gateway"]:
+            line += f" {results['gateway'][call]:>15.2f} {results['gateway'][call] / plain:>6.2f}"
+        print(line)
 
 
 if __name__ == "__main__":
