@@ -27,8 +27,6 @@ import sys
 import threading
 from concurrent import futures
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 
 import grpc
 
@@ -39,7 +37,7 @@ from saga.security.guard import Guard, GuardInterceptor, Refusal
 from saga.security.tls import ServerTLS, add_port, exposure_warning
 from saga.security.tokens import TokenFile
 from serving.access import GRPC_METHODS, POLICY, rest_method
-from serving.https import ThreadedHTTPSServer
+from serving.https import JSONRequestHandler, ThreadedHTTPSServer
 
 log = logging.getLogger("saga.gateway")
 DEFAULT_MAX_MESSAGE_BYTES = 64 << 20  # a batch of full-resolution endoscopy frames fits
@@ -87,10 +85,7 @@ class _Forward(grpc.GenericRpcHandler):
         return grpc.unary_unary_rpc_method_handler(forward)
 
 
-class _RestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    wbufsize = 64 * 1024
-    disable_nagle_algorithm = True
+class _RestHandler(JSONRequestHandler):
     server: "RestGateway"
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -134,19 +129,7 @@ class _RestHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps({"error": message}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s " + format, self.address_string(), *args)
+        self.send_json(status, json.dumps({"error": message}).encode(), headers)
 
 
 class RestGateway(ThreadedHTTPSServer):

@@ -5,12 +5,38 @@ from __future__ import annotations
 
 import logging
 import ssl
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from saga.security.tls import ServerTLS
 
 log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT_S = 30
+
+
+class JSONRequestHandler(BaseHTTPRequestHandler):
+    """Keep-alive HTTP/1.1 with JSON answers, sent in one write (the REST API and the gateway)."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive: a frame stream reuses one connection
+    # One buffered write per response and no Nagle: headers and body sent as two small packets
+    # otherwise meet the client's delayed ACK and cost ~40 ms a request.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
+
+    def send_json(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
+        """Answers ``data`` (encoded JSON); ``Connection: close`` when the connection will close."""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s " + format, self.address_string(), *args)
 
 
 class ThreadedHTTPSServer(ThreadingHTTPServer):

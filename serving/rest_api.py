@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from google.protobuf import json_format
@@ -19,7 +18,7 @@ from saga.security.guard import Guard, Refusal
 from saga.security.tls import ServerTLS
 from serving.access import rest_method
 from serving.errors import HTTP_STATUS, InvalidInput, NotFound, ServingError
-from serving.https import ThreadedHTTPSServer
+from serving.https import JSONRequestHandler, ThreadedHTTPSServer
 from serving.metrics import ServingMetrics
 from serving.predictor import Predictor
 from serving.rest_json import format_predict, load_json, parse_predict
@@ -27,12 +26,7 @@ from serving.rest_json import format_predict, load_json, parse_predict
 log = logging.getLogger(__name__)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: a frame stream reuses one connection
-    # One buffered write per response and no Nagle: headers and body sent as two small packets
-    # otherwise meet the client's delayed ACK and cost ~40 ms a request.
-    wbufsize = 64 * 1024
-    disable_nagle_algorithm = True
+class _Handler(JSONRequestHandler):
     server: "RestServer"
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -126,18 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
             data = json.dumps(body, allow_nan=False).encode()  # NaN is not JSON: never send it
         except ValueError:
             status, data = 500, json.dumps({"error": "the model produced NaN or infinite values"}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s " + format, self.address_string(), *args)
+        self.send_json(status, data, headers)
 
 
 class RestServer(ThreadedHTTPSServer):
