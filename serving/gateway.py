@@ -152,15 +152,12 @@ class RestGateway(ThreadedHTTPSServer):
                 connection.request(method, path, body=body, headers=headers)
                 reply = connection.getresponse()
                 return reply.status, reply.getheaders(), reply.read()
-            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            except (OSError, http.client.HTTPException) as e:
                 connection.close()
                 self._local.connection = None
-                if attempt == 2:
+                closed = isinstance(e, (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected))
+                if attempt == 2 or not closed:
                     raise
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                self._local.connection = None
-                raise
         raise AssertionError("unreachable")
 
 

@@ -3,6 +3,15 @@
 (``channels``)."""
 from __future__ import annotations
 
+import os
+
 
 class SecurityConfigError(ValueError):
     """A TLS or token option cannot be used (incomplete, unreadable, malformed); the message names it."""
+
+
+def file_stamp(path: str | os.PathLike) -> tuple[int, int, int]:
+    """What changes when a file is rewritten or a mounted Secret's ``..data`` symlink is swapped
+    (stat follows links): the files servers and clients reread on change. OSError if it is gone."""
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_ino, st.st_size

@@ -24,7 +24,7 @@ from typing import Callable, Generic, Mapping, TypeVar
 
 import grpc
 
-from saga.security import SecurityConfigError
+from saga.security import SecurityConfigError, file_stamp
 
 ENV_CA, ENV_CLIENT_CERT, ENV_CLIENT_KEY = "SAGA_TLS_CA", "SAGA_TLS_CLIENT_CERT", "SAGA_TLS_CLIENT_KEY"
 ENV_CERT, ENV_KEY, ENV_CLIENT_CA = "SAGA_TLS_CERT", "SAGA_TLS_KEY", "SAGA_TLS_CLIENT_CA"
@@ -52,12 +52,11 @@ def _read(what: str, path: str | Path) -> bytes:
 
 
 def _stamp(paths: tuple[Path, ...]) -> tuple:
-    """What changes when a file is rewritten or a Secret's symlink is swapped (stat follows links)."""
+    """The files' stamps together (None for one that is gone)."""
     stamps = []
     for path in paths:
         try:
-            st = os.stat(path)
-            stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            stamps.append(file_stamp(path))
         except OSError:
             stamps.append(None)
     return tuple(stamps)

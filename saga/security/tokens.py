@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from saga.security import SecurityConfigError
+from saga.security import SecurityConfigError, file_stamp
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +110,9 @@ class TokenFile:
 
     def _stat(self) -> tuple[int, int, int] | None:
         try:
-            st = os.stat(self.path)  # follows the ..data symlink of a mounted Secret
+            return file_stamp(self.path)
         except OSError:
             return None
-        return st.st_mtime_ns, st.st_ino, st.st_size
 
     def lookup(self, token: str) -> Principal | None:
         self._refresh()
@@ -159,12 +158,11 @@ class ClientTokenFile:
 
     def current(self) -> str | None:
         try:
-            st = os.stat(self.path)
+            stamp = file_stamp(self.path)
         except OSError as e:
             if self._stamp is None:
                 raise TokenFileError(f"token file {self.path}: cannot read ({e.strerror})") from None
             return self._token  # mid-rotation: keep the last one read
-        stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
         if stamp != self._stamp:
             with self._lock:
                 try:
