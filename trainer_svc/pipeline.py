@@ -2,7 +2,8 @@
 
 Per element: read -> decode (JPEG/PNG/BMP/GIF first frame) -> resize to the model input ->
 cache (uint8, so a Kvasir-sized set fits in a quarter of the float memory) -> shuffle (seeded,
-training only) -> batch -> random horizontal/vertical flips (training only, as in the seed) ->
+training only) -> batch -> random horizontal/vertical flips (training only, as in the seed) and,
+when the recipe asks, random shifts, rotations and zooms (Keras preprocessing layers) ->
 the backbone's own ``preprocess_input`` -> prefetch. Decoding runs in parallel (AUTOTUNE).
 """
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import keras
 import tensorflow as tf
 
 from trainer_svc.errors import DatasetError
@@ -29,6 +32,9 @@ class PipelineConfig:
     batch_size: int = 16
     horizontal_flip: bool = True
     vertical_flip: bool = True
+    translate: float = 0.0   # largest shift, fraction of the side (trial_contract.recipe.Augmentation)
+    rotate: float = 0.0      # largest rotation, degrees
+    zoom: float = 0.0        # largest zoom in or out, fraction
     seed: int = 0
     # "" caches decoded images in memory; a path caches them in files there (for sets larger
     # than RAM); None disables caching (benchmarks of the decode path).
@@ -82,9 +88,11 @@ def make_dataset(items: Sequence[tuple[str, int]], num_classes: int, config: Pip
 
 
 def _augmenter(config: PipelineConfig) -> Callable[[tf.Tensor], tf.Tensor] | None:
-    """Per-image random flips on a batch; op seeds derive from the pipeline seed so a run
-    with the same global seed sees the same flips."""
-    if not (config.horizontal_flip or config.vertical_flip):
+    """Per-image random flips, shifts, rotations and zooms on a batch of float pixels; op seeds
+    derive from the pipeline seed so a run with the same global seed sees the same changes.
+    Pixels moved in from outside the image mirror its border (Keras's ``reflect``)."""
+    jitter = _jitter_layers(config)
+    if not (config.horizontal_flip or config.vertical_flip or jitter):
         return None
 
     def augment(images: tf.Tensor) -> tf.Tensor:
@@ -92,6 +100,19 @@ def _augmenter(config: PipelineConfig) -> Callable[[tf.Tensor], tf.Tensor] | Non
             images = tf.image.random_flip_left_right(images, seed=config.seed)
         if config.vertical_flip:
             images = tf.image.random_flip_up_down(images, seed=config.seed + 1)
+        for layer in jitter:
+            images = layer(images, training=True)
         return images
 
     return augment
+
+
+def _jitter_layers(config: PipelineConfig) -> list[Any]:
+    layers: list[Any] = []
+    if config.translate > 0:
+        layers.append(keras.layers.RandomTranslation(config.translate, config.translate, seed=config.seed + 2))
+    if config.rotate > 0:
+        layers.append(keras.layers.RandomRotation(config.rotate / 360.0, seed=config.seed + 3))
+    if config.zoom > 0:
+        layers.append(keras.layers.RandomZoom(config.zoom, seed=config.seed + 4))
+    return layers

@@ -27,6 +27,8 @@ from trainer_svc.errors import DatasetError, WeightsError
 from trainer_svc.evaluation import evaluate
 from trainer_svc.models import build_model, compile_for_step, set_trainable
 from trainer_svc.pipeline import PipelineConfig, make_dataset
+from trainer_svc.training import schedule_callbacks
+from trial_contract.recipe import LR_SCHEDULES, Augmentation
 
 Say = Callable[[str], None]
 WEIGHTS_SUFFIXES = (".keras", ".weights.h5")
@@ -46,9 +48,13 @@ class PretrainConfig:
     options: dict[str, Any] = field(default_factory=dict)
     train_split: str = "train"
     validation_split: str | None = "validation"  # None: no held-out accuracy
+    augmentation: Augmentation = field(default_factory=Augmentation)  # the trial recipe's (flips on)
+    lr_schedule: str = "constant"                                     # or "cosine", as in a trial
 
     def __post_init__(self) -> None:
         get_backbone(self.backbone)  # KeyError listing the known names
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         for name, low in (("image_size", 32), ("epochs", 1), ("batch_size", 1)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
@@ -115,12 +121,17 @@ def pretrain_model(train_items: list[tuple[str, int]], val_items: list[tuple[str
     its validation accuracy after BatchNorm recalibration (None without validation images)."""
     keras.utils.set_random_seed(config.seed)
     entry = get_backbone(config.backbone)
-    pipeline = PipelineConfig(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed)
+    aug = config.augmentation
+    pipeline = PipelineConfig(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed,
+                              horizontal_flip=aug.horizontal_flip, vertical_flip=aug.vertical_flip,
+                              translate=aug.translate, rotate=aug.rotate, zoom=aug.zoom)
     train_ds = make_dataset(train_items, len(classes), pipeline, entry.preprocess_input, training=True)
     model = build_model(config.backbone, len(classes), config.image_size, None, **config.options)
     set_trainable(model, "head", pretrained=False)
     compile_for_step(model, config.optimizer, config.learning_rate)
-    history = model.fit(train_ds, epochs=config.epochs, verbose=0, callbacks=[_EpochLine(config.epochs, say)])
+    callbacks = [*schedule_callbacks(config.lr_schedule, config.learning_rate, config.epochs),
+                 _EpochLine(config.epochs, say)]
+    history = model.fit(train_ds, epochs=config.epochs, verbose=0, callbacks=callbacks)
     recalibrate_batch_norm(model, train_ds)
     val_acc = None
     if val_items:

@@ -101,6 +101,7 @@ def train(model: keras.Model, steps: Sequence[StepSpec], train_ds: tf.data.Datas
             progress,
             keras.callbacks.ModelCheckpoint(best_weights, monitor=objective.metric, mode=mode,
                                             save_best_only=True, save_weights_only=True),
+            *schedule_callbacks(recipe.lr_schedule, step.learning_rate, step.max_epochs),
             _StepTag(step.name),
             keras.callbacks.CSVLogger(str(result.history_csv), append=True),
             *_tensorboard(result.tensorboard_dir / step.name),
@@ -135,6 +136,20 @@ def train(model: keras.Model, steps: Sequence[StepSpec], train_ds: tf.data.Datas
         if progress.decision is Decision.STOP_STEP:
             result.stopped = Decision.STOP_STEP
     return result
+
+
+def cosine_rate(learning_rate: float, epochs: int, epoch: int) -> float:
+    """The ``cosine`` schedule: the step's rate at its first epoch, decayed along half a cosine
+    towards 0 after its last one (so the last epoch still learns)."""
+    return learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def schedule_callbacks(name: str, learning_rate: float, epochs: int) -> list[keras.callbacks.Callback]:
+    """The callbacks that apply learning-rate schedule ``name`` (trial_contract.recipe.LR_SCHEDULES)
+    to a step of ``epochs`` epochs starting at ``learning_rate``."""
+    if name == "constant":
+        return []
+    return [keras.callbacks.LearningRateScheduler(lambda epoch, _rate: cosine_rate(learning_rate, epochs, epoch))]
 
 
 def _tensorboard(log_dir: Path) -> list[keras.callbacks.Callback]:

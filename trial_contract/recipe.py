@@ -3,12 +3,13 @@
 A study's ``training`` section fixes the recipe for every trial; a search-space parameter named
 after a tunable overrides that value per trial. The trainer applies every field (batch size in the
 input pipeline, dropout in the classification block, momentum and weight decay in the optimizer,
-label smoothing in the loss, flips in augmentation), so no dimension the GP searches is ignored.
+label smoothing in the loss, flips and geometric jitter in augmentation, the learning-rate schedule
+in every step), so no dimension the GP searches is ignored.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -17,8 +18,22 @@ from .limits import MAX_BATCH_SIZE
 
 
 class Augmentation(Strict):
+    """Random changes of every training image, per epoch; validation and test images never change.
+
+    The flips are the seed's. The geometric jitter is off by default (the thesis has none): shifts,
+    rotations and zooms suit images whose class does not depend on a few pixels of position or a
+    small tilt (endoscopy frames, digits, clothes), and let a small training set go further.
+    """
+
     horizontal_flip: bool = True
     vertical_flip: bool = True
+    translate: float = Field(0.0, ge=0.0, le=0.5)   # largest shift, as a fraction of the image side
+    rotate: float = Field(0.0, ge=0.0, le=180.0)    # largest rotation, in degrees either way
+    zoom: float = Field(0.0, ge=0.0, le=0.5)        # largest zoom in or out, as a fraction
+
+
+AUGMENTATION_OFF = {"horizontal_flip": False, "vertical_flip": False, "translate": 0.0, "rotate": 0.0, "zoom": 0.0}
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class Recipe(Strict):
@@ -30,6 +45,9 @@ class Recipe(Strict):
     weight_decay: float = Field(0.0, ge=0.0, le=1.0)      # decoupled, every optimizer (0: none)
     label_smoothing: float = Field(0.0, ge=0.0, le=0.9)   # of the cross-entropy targets
     augmentation: Augmentation = Augmentation()
+    # Per step: "constant" keeps the step's learning rate (the thesis); "cosine" decays it every
+    # epoch from the step's rate towards 0 at its last epoch (Loshchilov & Hutter's SGDR, one cycle)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
 
     @property
     def horizontal_flip(self) -> bool:
@@ -54,8 +72,9 @@ class Tunable:
     def apply(self, recipe: dict[str, Any], value: Any) -> None:
         """Writes a proposed ``value`` into a recipe mapping (``Recipe`` fields)."""
         if self.name == "augmentation":
-            recipe["augmentation"] = ({"horizontal_flip": False, "vertical_flip": False} if value == "off"
-                                      else dict(recipe["augmentation"]))
+            recipe["augmentation"] = dict(AUGMENTATION_OFF) if value == "off" else dict(recipe["augmentation"])
+        elif self.name == "lr_schedule":
+            recipe["lr_schedule"] = str(value)
         elif self.name == "batch_size":
             recipe["batch_size"] = int(value)
         else:
@@ -80,5 +99,7 @@ TUNABLES: dict[str, Tunable] = {t.name: t for t in (
     Tunable("label_smoothing", ("float",), *_bounds("label_smoothing"),
             meaning="label smoothing of the cross-entropy loss"),
     Tunable("augmentation", ("categorical",), values=("on", "off"),
-            meaning="'on': the training section's flips; 'off': no augmentation"),
+            meaning="'on': the training section's augmentation; 'off': none (no flips, no jitter)"),
+    Tunable("lr_schedule", ("categorical",), values=LR_SCHEDULES,
+            meaning="'constant': each step's learning rate throughout; 'cosine': decayed towards 0 over the step"),
 )}

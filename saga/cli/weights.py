@@ -28,6 +28,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     pre.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
                      help="backbone constructor argument, e.g. --option alpha=0.35 (repeatable); "
                           "studies must give the same model.options")
+    pre.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                     help="learning rate per epoch, as a study's training.lr_schedule (default constant)")
+    pre.add_argument("--augmentation", default=None, metavar="JSON",
+                     help="as a study's training.augmentation, e.g. '{\"vertical_flip\": false, \"translate\": 0.1}' "
+                          "(default: both flips, no jitter)")
     pre.add_argument("--split", default="train", help="split to train on (default train)")
     pre.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     pre.add_argument("--cache-dir", type=Path, default=None,
@@ -50,6 +55,22 @@ def _options(items: list[str]) -> dict:
     return options
 
 
+def _augmentation(text: str | None):
+    """--augmentation checked by the trial contract's own model (its bounds, its field names)."""
+    from pydantic import ValidationError
+
+    from trial_contract.recipe import Augmentation
+
+    if text is None:
+        return Augmentation()
+    try:
+        return Augmentation.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "value"
+        raise ValueError(f"--augmentation: {where}: {first['msg']}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from datastore.store import StoreError
     from trainer_svc.errors import TrainerError
@@ -69,7 +90,8 @@ def _pretrain(args: argparse.Namespace) -> int:
 
     config = PretrainConfig(backbone=args.backbone, image_size=args.image_size, epochs=args.epochs,
                             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-                            options=_options(args.option), train_split=args.split)
+                            options=_options(args.option), train_split=args.split,
+                            augmentation=_augmentation(args.augmentation), lr_schedule=args.lr_schedule)
     result = pretrain_weights(args.dataset_uri, args.out, config, cache_dir=args.cache_dir,
                               say=lambda line: print(line, flush=True))
     held_out = ("" if result.validation_accuracy is None

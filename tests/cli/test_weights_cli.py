@@ -38,6 +38,11 @@ def test_upload_refuses_what_a_study_could_not_load(tmp_path: Path, capsys: pyte
     (["--backbone", "MobileNetV2", "--out", "/x/w.h5"], "stored as a .keras file"),
     (["--backbone", "MobileNetV2", "--out", "/x/w.keras", "--epochs", "0"], "epochs must be >= 1"),
     (["--backbone", "MobileNetV2", "--out", "/x/w.keras", "--option", "alpha"], "expected KEY=VALUE"),
+    (["--backbone", "MobileNetV2", "--out", "/x/w.keras", "--augmentation", '{"rotate": 400}'],
+     "--augmentation: rotate: Input should be less than or equal to 180"),
+    (["--backbone", "MobileNetV2", "--out", "/x/w.keras", "--augmentation", '{"shear": 0.1}'],
+     "--augmentation: shear: Extra inputs are not permitted"),
+    (["--backbone", "MobileNetV2", "--out", "/x/w.keras", "--augmentation", "{not json"], "--augmentation: "),
 ])
 def test_pretrain_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                         argv: list[str], message: str) -> None:

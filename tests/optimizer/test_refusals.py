@@ -97,6 +97,10 @@ REFUSALS = [
      "uploaded again?"),
     ("a misspelled section", {"stoping": {}}, "stoping", "did you mean stopping?"),
     ("a misspelled field", {"training": {"head_epoch": 3}}, "training.head_epoch", "did you mean head_epochs?"),
+    ("a rotation beyond a half turn", {"training": {"augmentation": {"rotate": 270}}}, "training.augmentation.rotate",
+     "at most 180"),
+    ("an unknown learning-rate schedule", {"training": {"lr_schedule": "cosine_restarts"}}, "training.lr_schedule",
+     "'constant' or 'cosine'"),
     ("a goal against the metric", {"objective": {"metric": "val_loss", "goal": "maximize"}}, "objective.goal",
      "minimized"),
 ]

@@ -128,3 +128,18 @@ def test_recalibration_sets_the_data_statistics_and_keeps_weights() -> None:
     assert np.allclose(first.moving_mean, conv.numpy().mean(axis=(0, 1, 2)), atol=1e-4)
     assert first.momentum == 0.99 and not any(layer.trainable is False for layer in batch_norm_layers(model))
     assert all(np.array_equal(a, np.array(b)) for a, b in zip(weights, model.trainable_weights))
+
+
+def test_pretraining_takes_the_trial_recipes_schedule_and_augmentation(splits) -> None:
+    from trainer_svc.pretrain import PretrainConfig, pretrain_model
+    from trial_contract.recipe import Augmentation
+
+    config = PretrainConfig(backbone="VGG16", epochs=2, batch_size=8, learning_rate=0.002, lr_schedule="cosine",
+                            augmentation=Augmentation(vertical_flip=False, translate=0.1, rotate=10.0),
+                            validation_split=None)
+    lines: list[str] = []
+    model, _, val = pretrain_model(splits["train"], None, ["blue", "green", "red"], config, say=lines.append)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.001)  # the second of 2 cosine epochs
+    assert val is None and [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine"):
+        PretrainConfig(backbone="VGG16", lr_schedule="linear")

@@ -94,3 +94,30 @@ def test_bad_inputs_are_refused(splits: dict[str, list[tuple[str, int]]]) -> Non
         make_dataset([], 3, config, _identity, training=True)
     with pytest.raises(DatasetError, match="label 3 out of range"):
         make_dataset([(splits["train"][0][0], 3)], 3, config, _identity, training=True)
+
+
+def _square(path: Path) -> None:
+    pixels = np.zeros((32, 32, 3), np.uint8)
+    pixels[12:20, 12:20] = 255  # a centred square: a shift, a rotation or a zoom moves its edges
+    Image.fromarray(pixels).save(path)
+
+
+@pytest.mark.parametrize("jitter", [{"translate": 0.2}, {"rotate": 30.0}, {"zoom": 0.3}])
+def test_jitter_changes_training_images_only_and_reproducibly(tmp_path: Path, jitter: dict) -> None:
+    items = []
+    for i in range(8):
+        _square(tmp_path / f"{i}.png")
+        items.append((str(tmp_path / f"{i}.png"), 0))
+    original = np.asarray(Image.open(tmp_path / "0.png"), np.float32)
+    config = PipelineConfig(image_size=32, batch_size=8, seed=3, horizontal_flip=False, vertical_flip=False,
+                            **jitter)
+
+    def images(training: bool) -> np.ndarray:
+        tf.random.set_seed(1)
+        return next(iter(make_dataset(items, 2, config, _identity, training=training)))[0].numpy()
+
+    changed = images(training=True)
+    moved = [float(np.abs(image - original).max()) for image in changed]
+    assert sum(m > 100 for m in moved) >= 6, moved  # nearly every image moved by more than a blur
+    assert np.array_equal(changed, images(training=True))  # same seeds, same changes
+    assert np.array_equal(images(training=False), np.stack([original] * 8))  # evaluation untouched

@@ -68,7 +68,9 @@ def first_trial(dataset_store, store_root: Path, pretrained, scripted,
     reporter = scripted()
     # A recipe with every tunable the trainer applies (docs/TRIAL_TASK.md).
     recipe = {"batch_size": 8, "head_dropout": 0.25, "momentum": 0.5, "weight_decay": 1e-4, "label_smoothing": 0.1,
-              "augmentation": {"horizontal_flip": True, "vertical_flip": True}}
+              "augmentation": {"horizontal_flip": True, "vertical_flip": True, "translate": 0.1, "rotate": 10.0,
+                               "zoom": 0.1},
+              "lr_schedule": "cosine"}
     task = parse_task(_task(dataset_store.uri, str(store_root / "trials" / "tr-1"),
                             model={"backbone": BACKBONE, "weights": pretrained[0], "image_size": 32},
                             training=recipe))
@@ -113,6 +115,9 @@ def test_the_trainer_applies_the_recipe(first_trial) -> None:
     assert compiled["loss"]["config"]["label_smoothing"] == 0.1
     assert compiled["optimizer"]["config"]["weight_decay"] == pytest.approx(1e-4)
     assert "momentum" not in compiled["optimizer"]["config"]  # Adam keeps its betas
+    # the cosine schedule: the step's 0.01 at its first epoch, half of it at the second (of 2)
+    rows = list(csv.DictReader(io.StringIO(Path(result.artifacts["history"]).read_text())))
+    assert [float(r["learning_rate"]) for r in rows] == pytest.approx([0.01, 0.005])
 
 
 def test_transfer_weights_from_store_are_loaded_exactly(first_trial, pretrained, store_root: Path) -> None:

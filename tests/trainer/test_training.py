@@ -157,3 +157,17 @@ def test_heartbeat_is_rate_limited_and_reporter_errors_propagate(scripted) -> No
     callback.on_epoch_end(0, {"loss": float("nan"), "val_accuracy": 0.5})
     assert callback.non_finite == {"loss": pytest.approx(float("nan"), nan_ok=True)}
     assert callback.model.stop_training and len(reporter.reports) == 0
+
+
+def test_cosine_schedule_decays_each_steps_rate_and_restarts_for_the_next(data, reporter, tmp_path: Path) -> None:
+    from trainer_svc.task import TrainingRecipe
+
+    steps = [StepSpec("head", "Adam", 0.004, 4), StepSpec("finetune", "Adam", 0.002, 2, DelimitingLayer(index=15))]
+    result = train(_model(), steps, data["train"], data["validation"], reporter, tmp_path, OBJECTIVE,
+                   recipe=TrainingRecipe(lr_schedule="cosine"))
+    rates = {s: [e["learning_rate"] for e in result.histories[s]] for s in ("head", "finetune")}
+    assert rates["head"] == pytest.approx([0.004, 0.004 * 0.8536, 0.002, 0.004 * 0.1464], rel=1e-3)
+    assert rates["finetune"] == pytest.approx([0.002, 0.001], rel=1e-3)
+    model = _model()  # the thesis's constant rate stays the default
+    train(model, steps[:1], data["train"], data["validation"], reporter, tmp_path / "c", OBJECTIVE)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.004)
