@@ -5,7 +5,11 @@ that the production overlays put in front of TF Serving (serving/gateway.py: TLS
 hop), with the plain server behind it. Prints p50 per configuration and the ratios against plain
 text. Throwaway certificates come from tests/certs.py.
 
-    .venv/bin/python bench/security_overhead.py [--cycles 300] [--frames 300]
+    .venv/bin/python bench/security_overhead.py [--cycles 300] [--frames 300] [--image-size 32 --alpha 0.35]
+
+The served model is the trainer's architecture (MobileNetV2 + Saga's head) with random weights; by
+default the tests' small one (alpha 0.35 at 32 px, a few ms a frame), ``--image-size 224 --alpha 1.0``
+for the size a CAD model on endoscopy frames has. ``--only predict`` skips the optimizer's calls.
 """
 from __future__ import annotations
 
@@ -77,11 +81,23 @@ def optimizer(root: Path, certs, cycles: int) -> dict[str, dict[str, float]]:
     return {name: {call: p50_ms(v[10:]) for call, v in calls.items()} for name, calls in times.items()}
 
 
-def predict(root: Path, certs, frames: int) -> dict[str, dict[str, float]]:
-    from serving.client import GrpcFrameClient, RestFrameClient
-    from tests.serving.helpers import build_model, export, make_images, png, start_server
+def served_model(image_size: int, alpha: float):
+    import keras
 
-    exported = export(build_model(seed=1), root / "models")
+    from trainer_svc.models import build_model
+
+    keras.utils.set_random_seed(1)
+    return build_model("MobileNetV2", 3, image_size, None, alpha=alpha)
+
+
+def predict(root: Path, certs, frames: int, image_size: int, alpha: float) -> dict[str, dict[str, float]]:
+    from serving.client import GrpcFrameClient, RestFrameClient
+    from serving.export import export_model
+    from tests.serving.helpers import CLASSES, make_images, png, start_server
+
+    exported = export_model(served_model(image_size, alpha), root / "models", "demo", backbone="MobileNetV2",
+                            image_size=image_size, class_names=CLASSES,
+                            card={"study_id": "st-bench", "trial_id": "tr-bench"})
     token = new_token()
     (root / "serving-hashes").write_text(line_for(token, ["reader"]) + "\n")
     base = Path(exported.uri).parent.parent
@@ -105,7 +121,7 @@ def predict(root: Path, certs, frames: int) -> dict[str, dict[str, float]]:
                                                     security=security),
                ("gateway", "REST"): RestFrameClient(f"localhost:{gateway.rest_port}", "demo", timeout_s=30,
                                                     security=security)}
-    images, _ = make_images(8, seed=2)
+    images, _ = make_images(8, seed=2, size=image_size)
     encoded = [png(i) for i in images]
     times: dict[tuple[str, str], list[float]] = {key: [] for key in clients}
     for frame in range(frames):
@@ -128,18 +144,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=300, help="lease/report/complete cycles per configuration")
     parser.add_argument("--frames", type=int, default=300, help="Predict calls per configuration and API")
+    parser.add_argument("--image-size", type=int, default=32, help="served model's input in px (default 32)")
+    parser.add_argument("--alpha", type=float, default=0.35, help="served MobileNetV2's width (default 0.35)")
+    parser.add_argument("--only", choices=("optimizer", "predict"), default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         certs = make_certs(root / "certs")
-        results = optimizer(root, certs, args.cycles)
-        for name, calls in predict(root, certs, args.frames).items():
-            results.setdefault(name, {}).update(calls)
+        results: dict[str, dict[str, float]] = {}
+        if args.only != "predict":
+            results = optimizer(root, certs, args.cycles)
+        if args.only != "optimizer":
+            for name, calls in predict(root, certs, args.frames, args.image_size, args.alpha).items():
+                results.setdefault(name, {}).update(calls)
     print(f"{'call':<16} {'plain p50 ms':>13} {'tls+token p50 ms':>17} {'ratio':>6} {'gateway p50 ms':>15} {'ratio':>6}")
     for call in results["plain"]:
         plain, secure = results["plain"][call], results["tls+token"][call]
         line = f"{call:<16} {plain:>13.2f} {secure:>17.2f} {secure / plain:>6.2f}"
-        if call in results["gateway"]:
+        if call in results.get("gateway", {}):
             line += f" {results['gateway'][call]:>15.2f} {results['gateway'][call] / plain:>6.2f}"
         print(line)
 
