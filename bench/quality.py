@@ -64,6 +64,7 @@ class Setting:
     augmentation: dict[str, Any]
     source: Callable[[Path], None] | None = None  # pre-train on these images first (transfer)
     pretrain_epochs: int = 10
+    pretrain_augmentation: dict[str, Any] = field(default_factory=lambda: dict(NO_FLIPS))
     stopping: dict[str, Any] = field(default_factory=dict)       # the spec's stopping section
     depth: tuple[float, float] = (0.0, 1.0)  # relative delimiting layer searched (pre-trained backbones)
 
@@ -120,6 +121,7 @@ def settings(per_class: int) -> dict[str, Setting]:
                                     epochs=(3, 15), learning_rate=(3e-4, 3e-3),
                                     augmentation={**jitter, "horizontal_flip": True, "rotate": 5.0},
                                     source=fashion_writer(range(5, 10), 2000),
+                                    pretrain_augmentation={**NO_FLIPS, "horizontal_flip": True},
                                     stopping={"nonconvergence": {"threshold": 0.3}}, depth=(0.0, 0.5)),
     }
 
@@ -138,6 +140,9 @@ def spec(name: str, uri: str, weights: str | None, s: Setting, trials: int) -> d
             "learning_rate": {"type": "float", "low": s.learning_rate[0], "high": s.learning_rate[1],
                               "scale": "log"},
             "delimiting_layer": {"type": "relative", "low": s.depth[0], "high": s.depth[1]},
+            # "on": the training section's flips and jitter, "off": none; the search finds out
+            # which suits the images (jitter helps digits, and can hurt 28-px clothes)
+            "augmentation": {"type": "categorical", "values": ["on", "off"]},
         },
         "stopping": s.stopping,
         "budget": {"trials_per_phase": trials, "initial_points": min(4, trials), "parallel_trials": 1},
@@ -209,7 +214,7 @@ def pretrain(name: str, root: Path, s: Setting) -> dict:
     subprocess.run([SAGA, "weights", "pretrain", uri, "--backbone", "MobileNetV2", "--out", out,
                     "--image-size", str(s.image_size), "--option", f"alpha={s.alpha}",
                     "--epochs", str(s.pretrain_epochs), "--learning-rate", "0.003", "--lr-schedule", "cosine",
-                    "--augmentation", json.dumps(s.augmentation), "--cache-dir", str(root / "pretrain-cache")], check=True)
+                    "--augmentation", json.dumps(s.pretrain_augmentation), "--cache-dir", str(root / "pretrain-cache")], check=True)
     return {"weights": out, "source_images": sum(1 for _ in src.rglob("*.png")),
             "seconds": time.monotonic() - started}
 
