@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv sysdeps images test-images test demo proto lock bench bench-images bench-peers clean vendor
+.PHONY: venv sysdeps images test-images test demo proto lock bench bench-images bench-peers bench-quality clean vendor
 
 venv: $(STAMP)
 
@@ -80,6 +80,14 @@ bench: venv
 # Image sizes, cold and cached build times, container start to SERVING and to the first training step.
 bench-images: venv sysdeps
 	$(PY) bench/images.py
+
+# Saga's best model against baselines on real images (docs/BENCHMARKS.md, "Quality on real images"):
+# Fashion-MNIST comes with Debian's dataset-fashion-mnist; about 25 minutes on the 2-core machine.
+bench-quality: venv
+	@test -d /usr/share/datasets/fashion-mnist || { if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	  else echo "run 'sudo apt-get install dataset-fashion-mnist'" >&2; exit 1; fi; }
+	$(PY) bench/quality.py $(BENCH_ARGS)
 
 # Saga's tuners against Optuna, Keras Tuner and random search (docs/BENCHMARKS.md, "Search").
 # The peers live in their own virtualenv, never in Saga's. Resumable: a rerun adds what is missing.
