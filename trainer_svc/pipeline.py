@@ -40,6 +40,15 @@ class PipelineConfig:
     # than RAM); None disables caching (benchmarks of the decode path).
     cache: str | None = ""
 
+    @classmethod
+    def with_augmentation(cls, augmentation: Any, *, image_size: int, batch_size: int,
+                          seed: int) -> "PipelineConfig":
+        """The pipeline of a recipe's ``augmentation`` (trial_contract.recipe.Augmentation): the
+        one place where its fields become pipeline settings, for trials and pre-training alike."""
+        a = augmentation
+        return cls(image_size=image_size, batch_size=batch_size, horizontal_flip=a.horizontal_flip,
+                   vertical_flip=a.vertical_flip, translate=a.translate, rotate=a.rotate, zoom=a.zoom, seed=seed)
+
 
 def decode_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
     """Reads and decodes one image file to ``[image_size, image_size, 3]`` uint8."""

@@ -121,10 +121,8 @@ def pretrain_model(train_items: list[tuple[str, int]], val_items: list[tuple[str
     its validation accuracy after BatchNorm recalibration (None without validation images)."""
     keras.utils.set_random_seed(config.seed)
     entry = get_backbone(config.backbone)
-    aug = config.augmentation
-    pipeline = PipelineConfig(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed,
-                              horizontal_flip=aug.horizontal_flip, vertical_flip=aug.vertical_flip,
-                              translate=aug.translate, rotate=aug.rotate, zoom=aug.zoom)
+    pipeline = PipelineConfig.with_augmentation(config.augmentation, image_size=config.image_size,
+                                                batch_size=config.batch_size, seed=config.seed)
     train_ds = make_dataset(train_items, len(classes), pipeline, entry.preprocess_input, training=True)
     model = build_model(config.backbone, len(classes), config.image_size, None, **config.options)
     set_trainable(model, "head", pretrained=False)

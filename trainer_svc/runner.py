@@ -58,10 +58,8 @@ def run_task(task: TrialTask, open_store: StoreOpener, reporter: Reporter, cache
     splits = _sync(task, open_store, fetch, cache_dir)
     classes = splits["train"].class_names
     entry = get_backbone(task.model.backbone)
-    aug = task.training.augmentation
-    config = PipelineConfig(image_size=task.model.image_size, batch_size=task.training.batch_size,
-                            horizontal_flip=aug.horizontal_flip, vertical_flip=aug.vertical_flip,
-                            translate=aug.translate, rotate=aug.rotate, zoom=aug.zoom, seed=task.seed)
+    config = PipelineConfig.with_augmentation(task.training.augmentation, image_size=task.model.image_size,
+                                              batch_size=task.training.batch_size, seed=task.seed)
     data = {name: make_dataset(files.items, len(classes), config, entry.preprocess_input,
                                training=name == "train") for name, files in splits.items()}
     baselines = _baselines(splits, cache_dir, task.seed)
