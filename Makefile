@@ -82,7 +82,7 @@ bench-images: venv sysdeps
 	$(PY) bench/images.py
 
 # Saga's best model against baselines on real images (docs/BENCHMARKS.md, "Quality on real images"):
-# Fashion-MNIST comes with Debian's dataset-fashion-mnist; about 25 minutes on the 2-core machine.
+# Fashion-MNIST comes with Debian's dataset-fashion-mnist; about 35 minutes on the 2-core machine.
 bench-quality: venv
 	@test -d /usr/share/datasets/fashion-mnist || { if [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \

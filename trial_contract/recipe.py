@@ -9,7 +9,7 @@ in every step), so no dimension the GP searches is ignored.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field
 
@@ -33,7 +33,8 @@ class Augmentation(Strict):
 
 
 AUGMENTATION_OFF = {"horizontal_flip": False, "vertical_flip": False, "translate": 0.0, "rotate": 0.0, "zoom": 0.0}
-LR_SCHEDULES = ("constant", "cosine")
+LrSchedule = Literal["constant", "cosine"]
+LR_SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
 
 
 class Recipe(Strict):
@@ -47,7 +48,7 @@ class Recipe(Strict):
     augmentation: Augmentation = Augmentation()
     # Per step: "constant" keeps the step's learning rate (the thesis); "cosine" decays it every
     # epoch from the step's rate towards 0 at its last epoch (Loshchilov & Hutter's SGDR, one cycle)
-    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_schedule: LrSchedule = "constant"
 
     @property
     def horizontal_flip(self) -> bool:

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from trial_contract.recipe import LR_SCHEDULES  # light: no TensorFlow behind --help
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -28,7 +30,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     pre.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
                      help="backbone constructor argument, e.g. --option alpha=0.35 (repeatable); "
                           "studies must give the same model.options")
-    pre.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+    pre.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
                      help="learning rate per epoch, as a study's training.lr_schedule (default constant)")
     pre.add_argument("--augmentation", default=None, metavar="JSON",
                      help="as a study's training.augmentation, e.g. '{\"vertical_flip\": false, \"translate\": 0.1}' "
