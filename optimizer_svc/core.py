@@ -344,11 +344,14 @@ class OptimizerCore:
                 fields.update(state="FAILED", ended=now)
             with self.db.transaction():
                 self.db.update_trial(t.id, **fields)
-                self._advance_locked(s, spec)
+                then = self._advance_locked(s, spec)
             self._notify(t.study_id)
             view = self._trial_view(self.db.trial(t.id))
         self.db.sync()  # an observation is on disk before it is acknowledged
+        # watchers hear of the trial before what it caused (the next phase, the end of the study)
         self._publish(t.study_id, "trial_requeued" if view.state == "PENDING" else "trial_finished", t.id)
+        for kind in then:
+            self._publish(t.study_id, kind)
         return view
 
     # ------------------------------------------------------------------ leases
@@ -364,17 +367,21 @@ class OptimizerCore:
             spec = self._spec(s)
             self.metrics.lease_expiries.inc()
             msg = f"lease of worker {t.worker_id!r} expired on attempt {t.attempt}"
+            then: list[str] = []
+            requeued = t.attempts_used < spec.budget.max_attempts
             with self.db.transaction():
-                if t.attempts_used < spec.budget.max_attempts:
+                if requeued:
                     # expired_lease: that worker's late report may still take the trial back (lease_recovery)
                     self.db.update_trial(t.id, state="PENDING", attempt=t.attempt + 1, lease_id="", lease_deadline=0.0,
                                          last_lease_id=t.lease_id, expired_lease=t.lease_id, error=msg)
                 else:
                     self.db.update_trial(t.id, state="FAILED", lease_id="", lease_deadline=0.0,
                                          last_lease_id=t.lease_id, error=msg, ended=now)
-                    self._advance_locked(s, spec)
+                    then = self._advance_locked(s, spec)
             log.warning("%s: %s", t.id, msg)
-            self._publish(t.study_id, "trial_requeued", t.id)
+            self._publish(t.study_id, "trial_requeued" if requeued else "trial_finished", t.id)
+            for kind in then:
+                self._publish(t.study_id, kind)
             self._notify(t.study_id)
         return len(expired)
 
@@ -406,19 +413,21 @@ class OptimizerCore:
         self.db.insert_phase(PhaseRow(study_id, idx, name, spec.budget.trials_for(name), ctx.to_json(), 0, ""))
         self.db.update_study(study_id, current_phase=idx, updated=self.clock())
 
-    def _advance_locked(self, s: StudyRow, spec: StudySpec) -> None:
-        """Ends the current phase once all its trials are finished; starts the next or ends the study."""
+    def _advance_locked(self, s: StudyRow, spec: StudySpec) -> list[str]:
+        """Ends the current phase once all its trials are finished; starts the next or ends the study.
+        Returns the study events this caused, for the caller to publish after the trial's own."""
         s = self.db.study(s.id)
         if s.state == ACTIVE and self._stop_for_failures(s, spec):
-            return
+            return ["study_finished"]
         phase = self.db.phases(s.id)[s.current_phase]
         trials = self.db.trials(s.id, phase=phase.idx)
         if phase.done or len(trials) < phase.budget or any(t.state not in TERMINAL for t in trials):
-            return
+            return []
         best = best_of(trials, spec)
         self.db.update_phase(s.id, phase.idx, done=1, best_trial_id=best.id if best else "")
         if s.state != ACTIVE:
-            return
+            return []
+        then = []
         names = strategies.phase_names(spec)
         if best is None:
             reason = failures.last_reason(trials)
@@ -427,11 +436,12 @@ class OptimizerCore:
                                          + (f"; last failure: {reason}" if reason else ""))
         elif phase.idx + 1 < len(names):
             self._start_phase(s.id, spec, phase.idx + 1, best)
-            self._publish(s.id, "phase_started")
+            then.append("phase_started")
         else:
             self.db.update_study(s.id, state=COMPLETED, updated=self.clock(), message="")
         if self.db.study(s.id).state != ACTIVE:
-            self._publish(s.id, "study_finished")
+            then.append("study_finished")
+        return then
 
     def _stop_for_failures(self, s: StudyRow, spec: StudySpec) -> bool:
         """Ends the study when its last ``budget.max_failed_trials`` trials all failed (optimizer_svc.failures)."""
@@ -440,7 +450,6 @@ class OptimizerCore:
             return False
         self.db.update_study(s.id, state=FAILED, updated=self.clock(), message=message)
         log.warning("study %s: %s", s.id, message)
-        self._publish(s.id, "study_finished")
         return True
 
     # ------------------------------------------------------------------ reads

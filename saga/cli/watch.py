@@ -80,6 +80,8 @@ class Watcher:
         self.tasks: dict[str, dict] = {}
         self.shown: dict[str, int] = {}  # trial id -> epochs already printed (of its current attempt)
         self._status = ""
+        self._printed = ""  # the status line last printed as a line of its own (not on a terminal)
+        self._open: set[str] = set()  # trials seen starting or running whose end has not been printed
         self._parallel = 1
         self._objective = "value"
 
@@ -90,13 +92,15 @@ class Watcher:
         print(line, file=self.out, flush=True)
         if self.tty and self._status:
             print(self._status, end="", file=self.out, flush=True)
+        self._printed = ""  # in a log, the next progress line is printed even if unchanged: it is the newest
 
     def _set_status(self, line: str, force_line: bool) -> None:
         if self.tty:
             pad = max(0, len(self._status) - len(line))
             print("\r" + line + " " * pad, end="", file=self.out, flush=True)
-        elif force_line and line != self._status:
+        elif force_line and line != self._printed:
             print(line, file=self.out, flush=True)
+            self._printed = line
         self._status = line
 
     # -- the stream
@@ -112,10 +116,14 @@ class Watcher:
             line = self._event_line(ev)
             if line:
                 self._print(line)
+            if len(self._open) > study.trial_counts.get("TRIAL_RUNNING", 0):
+                self._catch_up()  # a trial ended whose event this stream missed
             self._set_status(self.status_line(ev), ev.event in ("snapshot", "trial_finished", "phase_started",
                                                                  "study_finished"))
-        # The stream may end before an event that carries the final counts: the last status line is
-        # the study as stored, so a finished study always shows its full bar.
+        # The stream may end before an event that carries the final counts (and a slow reader's
+        # oldest events are dropped): every trial shown running gets its closing line, and the last
+        # status line is the study as stored, so a finished study always shows its full bar.
+        self._catch_up()
         final = self.client.get_study(self.study_id)
         last = pb.WatchStudyResponse(study=final)
         best = self.client.best_trial(self.study_id)
@@ -126,6 +134,13 @@ class Watcher:
             print(file=self.out)
         self._status = ""
         return final
+
+    def _catch_up(self) -> None:
+        """The closing line of every trial shown running that has ended meanwhile."""
+        if self._open:
+            for t in self.client.list_trials(self.study_id):
+                if t.id in self._open and t.state not in (pb.TRIAL_PENDING, pb.TRIAL_RUNNING):
+                    self._print(self._finished_line(t))
 
     def status_line(self, ev: pb.WatchStudyResponse) -> str:
         study = ev.study
@@ -148,21 +163,27 @@ class Watcher:
             phase = ev.study.phases[ev.study.current_phase]
             return f"phase {phase.index} '{phase.name}' started: {phase.budget} trials"
         if ev.event == "trial_leased":
+            self._open.add(trial.id)
             return f"trial {trial.number} ({trial.id}) started on {trial.worker_id or '?'}: {params_text(trial)}"
         if ev.event == "progress":
+            self._open.add(trial.id)
             return self._epoch_line(trial)
         if ev.event == "trial_finished":
-            self.estimate.add(trial)
-            self.tasks.pop(trial.id, None)
-            self.shown.pop(trial.id, None)
-            value = f"{self._objective} {trial.value:.4f}" if trial.has_value else "no value"
-            why = trial.stop_reason or first_line(trial.error)
-            return (f"trial {trial.number} {state_name(trial.state)}: {value}" + (f" ({why})" if why else "")
-                    + f" [{params_text(trial)}]")
+            return self._finished_line(trial)
         if ev.event == "trial_requeued":
             self.shown.pop(trial.id, None)  # the next attempt reports from its first epoch
             return f"trial {trial.number} re-queued: {first_line(trial.error) or 'lease lost'}"
         return ""
+
+    def _finished_line(self, trial: pb.Trial) -> str:
+        self.estimate.add(trial)
+        self.tasks.pop(trial.id, None)
+        self.shown.pop(trial.id, None)
+        self._open.discard(trial.id)
+        value = f"{self._objective} {trial.value:.4f}" if trial.has_value else "no value"
+        why = trial.stop_reason or first_line(trial.error)
+        return (f"trial {trial.number} {state_name(trial.state)}: {value}" + (f" ({why})" if why else "")
+                + f" [{params_text(trial)}]")
 
     def _epoch_line(self, trial: pb.Trial) -> str:
         """Every epoch the trial reported since the last line about it (events can arrive after several

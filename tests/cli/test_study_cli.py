@@ -4,10 +4,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 
-from saga.cli.watch import Estimate, duration_text
+from optimizer_svc.client import OptimizerClient
+from optimizer_svc.events import EventBus
+from saga.cli.watch import Estimate, Watcher, duration_text
 from saga.v1 import optimizer_pb2 as pb
 from tests.optimizer.cheap import CheapWorker
 from tests.optimizer.conftest import service, small_spec  # noqa: F401  (fixture)
@@ -45,6 +48,27 @@ def test_watch_follows_every_trial_and_ends_with_the_best_parameters_and_what_to
         assert name in summary and (f"{value:.4g}" if isinstance(value, float) else str(value)) in summary
     assert f"saga report {study.id}" in summary and f"saga export {study.id}" in summary
     assert f"--optimizer {target}" in summary
+
+
+def test_a_watch_that_misses_events_still_closes_every_trial_it_showed_and_ends_on_the_full_bar(service):
+    target, core = service
+    core.events = EventBus(max_queue=1)  # a slow reader: the server keeps only each stream's newest event
+    study = core.create_study(small_spec("shared", budget={"trials_per_phase": 4, "parallel_trials": 2}))
+    client = OptimizerClient(target)
+    out = io.StringIO()
+    workers = [CheapWorker(target, study.id, f"w{i}") for i in range(2)]
+    for w in workers:
+        w.start()
+    final = Watcher(client, study.id, out, tty=False, optimizer=target).run()
+    for w in workers:
+        w.join(60)
+    client.close()
+    text = out.getvalue()
+    assert final.state == pb.STUDY_COMPLETED
+    started = set(re.findall(r"^trial (\d+) \(st-\S+\) started", text, re.M))
+    ended = set(re.findall(r"^trial (\d+) (?:succeeded|stopped_early|failed|infeasible)", text, re.M))
+    assert started <= ended, text
+    assert text.splitlines()[-1].startswith("[" + "#" * 30 + "] 8/8 phase layer 4/4"), text
 
 
 def test_list_and_trials_as_a_table_csv_and_json(service):

@@ -242,3 +242,29 @@ def test_a_released_trial_is_requeued_without_using_an_attempt(core):
     assert json.loads(again.task_json)["artifacts_uri"].endswith(f"/trials/{t.id}/attempt-2")
     # the one allowed attempt is still there: a failure now is final, not the release before it
     assert core.complete_trial(t.id, lease2.id, "FAILED", {}, {}, "boom").state == "FAILED"
+
+
+def test_watchers_hear_of_a_trial_before_the_phase_or_study_end_it_caused(core, clock):
+    study = core.create_study(small_spec(budget={"trials_per_phase": 2, "parallel_trials": 1}))
+    with core.subscribe(study.id) as events:
+        drain(core, study.id)
+        kinds = []
+        while not events.empty():
+            kinds.append(events.get_nowait().kind)
+    assert kinds[-2:] == ["trial_finished", "study_finished"], kinds
+    starts = [i for i, k in enumerate(kinds) if k == "phase_started"]
+    assert starts and all(kinds[i - 1] == "trial_finished" for i in starts), kinds
+
+
+def test_a_lease_that_expires_on_the_last_attempt_is_heard_as_finished_then_the_study_end(core, clock):
+    study = core.create_study(small_spec(budget={"trials_per_phase": 1, "max_attempts": 1,
+                                                 "max_failed_trials": 0}, lease={"timeout_seconds": 5}))
+    with core.subscribe(study.id) as events:
+        core.lease_trial("w1", study.id)
+        clock.advance(6)
+        assert core.expire_leases() == 1
+        kinds = []
+        while not events.empty():
+            kinds.append(events.get_nowait().kind)
+    assert core.get_study(study.id).state == "FAILED"
+    assert kinds[-2:] == ["trial_finished", "study_finished"], kinds
