@@ -59,6 +59,15 @@ def study_spec(i: int, gp: bool, parallel: int, lease_s: float) -> dict:
             "lease": {"timeout_seconds": lease_s}, "seed": i}
 
 
+SLOW_S = 0.1     # calls slower than the target are counted per window of the run
+WINDOW_S = 10.0
+
+
+def note_slow(counts: Counter, rpc: str, t0: float, start: float) -> None:
+    if time.monotonic() - t0 > SLOW_S:
+        counts[f"slow {rpc} {int((t0 - start) // WINDOW_S)}"] += 1
+
+
 async def worker(name: str, stub, args, stop_at: float, lat: dict, codes: Counter, done: Counter) -> None:
     rng = random.Random(name)
     while time.monotonic() < stop_at:
@@ -87,6 +96,7 @@ async def worker(name: str, stub, args, stop_at: float, lat: dict, codes: Counte
                 await stub.ReportProgress(req, timeout=30)
                 codes[("ReportProgress", "OK")] += 1
                 lat["ReportProgress"].append(time.monotonic() - t0)
+                note_slow(done, "ReportProgress", t0, stop_at - args.duration)
             except grpc.aio.AioRpcError as e:
                 codes[("ReportProgress", e.code().name)] += 1
                 if e.code() == grpc.StatusCode.FAILED_PRECONDITION:
@@ -101,6 +111,7 @@ async def worker(name: str, stub, args, stop_at: float, lat: dict, codes: Counte
                 metrics={"val_accuracy": rng.random()}, artifacts={"checkpoint": f"s3://bench/{trial.id}"}), timeout=30)
             codes[("CompleteTrial", "OK")] += 1
             lat["CompleteTrial"].append(time.monotonic() - t0)
+            note_slow(done, "CompleteTrial", t0, stop_at - args.duration)
             done["trials"] += 1
         except grpc.aio.AioRpcError as e:
             codes[("CompleteTrial", e.code().name)] += 1
@@ -165,6 +176,29 @@ def server_side(metrics_url: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def tree_rss(proc: psutil.Process) -> int:
+    """Memory of the optimizer and its proposal processes."""
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def tree_cpu(proc: psutil.Process) -> float:
+    """CPU seconds of the optimizer's child processes (proposals)."""
+    total = 0.0
+    for child in proc.children(recursive=True):
+        try:
+            t = child.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def quantile(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * (len(xs) - 1) + 0.5))] if xs else float("nan")
@@ -210,7 +244,7 @@ def main() -> None:
     # A client process cannot exit before its results are read from the queue: read them as they
     # come, so that the run ends (and is timed) when the last worker has finished its last trial.
     while len(results) < len(clients) and time.monotonic() < started + args.duration + 120:
-        rss.append(proc.memory_info().rss)
+        rss.append(tree_rss(proc))
         threads.append(proc.num_threads())
         try:
             results.append(out.get(timeout=1))
@@ -219,6 +253,7 @@ def main() -> None:
     results += [out.get(timeout=120) for _ in range(len(clients) - len(results))]
     elapsed = time.monotonic() - started
     cpu1 = proc.cpu_times()
+    helpers = tree_cpu(proc)  # the proposal processes, started during the run
     for c in clients:
         c.join(timeout=30)
     counts = stub.ListStudies(pb.ListStudiesRequest(), timeout=60).studies
@@ -234,10 +269,12 @@ def main() -> None:
     lat: dict[str, list[float]] = defaultdict(list)
     codes: Counter = Counter()
     trials = 0
+    slow: Counter = Counter()
     for part_lat, part_codes, part_done in results:
         for k, v in part_lat.items():
             lat[k] += v
         codes.update(part_codes)
+        slow.update({k: n for k, n in part_done.items() if k.startswith("slow ")})
         trials += part_done.get("trials", 0)
     summary = {
         "config": vars(args), "elapsed_s": round(elapsed, 1), "trials_completed": trials,
@@ -247,11 +284,15 @@ def main() -> None:
                  for k, v in sorted(lat.items())},
         "server_side": served,
         "codes": {f"{rpc} {code}": n for (rpc, code), n in sorted(codes.items())},
+        f"over_{SLOW_S * 1000:.0f}_ms_by_{WINDOW_S:.0f}_s_window": {
+            rpc: [slow.get(f"slow {rpc} {w}", 0) for w in range(int(args.duration // WINDOW_S) + 1)]
+            for rpc in ("ReportProgress", "CompleteTrial")},
         # over the whole run: workers finish the trial they hold after --duration, at the pace they get
         "rate_per_s": {rpc: round(sum(n for (r, c), n in codes.items() if r == rpc) / elapsed, 1) for rpc in RPCS},
         "optimizer": {"rss_max_mib": round(max(rss) / 2**20, 1), "rss_end_mib": round(rss[-1] / 2**20, 1),
                       "threads_max": max(threads),
-                      "cpu_s": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 1)},
+                      "cpu_s": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 1),
+                      "proposal_processes_cpu_s": round(helpers, 1)},
         "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
     }
     print(json.dumps(summary, indent=2))
@@ -261,10 +302,13 @@ def main() -> None:
     print("\nanswer times in the optimizer (saga_rpc_seconds; bucket bounds):")
     for k, v in served.items():
         print(f"  {k}: {v['count']} calls, p50 <= {v['p50_le_ms']:g} ms, p99 <= {v['p99_le_ms']:g} ms")
+    for rpc, counts in summary[f"over_{SLOW_S * 1000:.0f}_ms_by_{WINDOW_S:.0f}_s_window"].items():
+        print(f"{rpc} calls over {SLOW_S * 1000:.0f} ms in each {WINDOW_S:.0f} s of the run: {counts}")
     errors = {k: n for k, n in summary["codes"].items() if not k.endswith(" OK")}
     print(f"\nerrors by code: {errors or 'none'}; trials completed {trials}; at the end {dict(by_state)}")
-    print(f"optimizer: RSS max {summary['optimizer']['rss_max_mib']} MiB, threads max "
-          f"{summary['optimizer']['threads_max']}, CPU {summary['optimizer']['cpu_s']} s in {elapsed:.0f} s")
+    o = summary["optimizer"]
+    print(f"optimizer: RSS max {o['rss_max_mib']} MiB (with its proposal processes), threads max {o['threads_max']}, "
+          f"CPU {o['cpu_s']} s in {elapsed:.0f} s, and {o['proposal_processes_cpu_s']} s in proposal processes")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
 

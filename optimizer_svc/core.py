@@ -13,6 +13,7 @@ import math
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -29,7 +30,8 @@ from .errors import FailedPrecondition, InvalidArgument, NotFound
 from .events import Event, EventBus
 from .metrics import Metrics
 from .projects import Projects, study_uris
-from .proposer import Proposer, derive_seed, make_proposer, propose_safely
+from .proposals import Engine, Proposals
+from .proposer import derive_seed
 from .spec import StudySpec, parse_spec, parse_stored
 from .observations import best_of, observations, score
 from .validation import MAX_NAME, MAX_TEXT, check_metrics, check_text
@@ -41,14 +43,17 @@ log = logging.getLogger(__name__)
 OUTCOMES = ("SUCCEEDED", "FAILED", "INFEASIBLE", "RELEASED")
 MAX_LEASE_WAIT_S = 60.0
 MAX_ARTIFACTS = 256
+MAX_CACHED_HISTORIES = 4096  # steps whose epochs the core keeps in memory (one per running trial suffices)
 
 
 class OptimizerCore:
     def __init__(self, db_path: str, *, clock: Callable[[], float] = time.time, metrics: Metrics | None = None,
-                 datasets: DatasetCheck | None = None, offline: bool = False, projects: Projects | None = None):
+                 datasets: DatasetCheck | None = None, offline: bool = False, projects: Projects | None = None,
+                 proposals: Proposals | None = None):
         """``datasets``: checks and pins each new study's dataset (None: specs are checked alone).
         ``offline``: trainers cannot download (egress.check_offline). ``projects``: the projects a
-        study may belong to and the URI prefixes each may use (None: one tenant, any URI)."""
+        study may belong to and the URI prefixes each may use (None: one tenant, any URI).
+        ``proposals``: where proposals are computed (None: in this process; see optimizer_svc.proposals)."""
         self.db = Database(db_path)
         self.projects = projects
         self.datasets = datasets
@@ -60,8 +65,11 @@ class OptimizerCore:
         self._changed = threading.Condition(self._lock)
         self._study_locks: dict[str, threading.Lock] = {}
         self._turned_away: set[str] = set()  # studies whose proposal lock a lease call found taken
-        self._proposers: dict[tuple[str, int], Proposer] = {}
+        self.proposals = proposals or Proposals()
         self._specs: dict[str, StudySpec] = {}
+        # The epochs of recently reported steps, as committed: (trial, attempt, step) -> measurements.
+        # The core is the database's only writer, so these stay true; a miss reads the database.
+        self._histories: OrderedDict[tuple[str, int, str], list[MeasurementRow]] = OrderedDict()
         self._listeners: list[Callable[[str], None]] = []
         self.change_seq = 0  # counts changes that can make a lease possible (see add_change_listener)
         self.metrics.bind_trial_counts(self.trial_counts)
@@ -78,6 +86,7 @@ class OptimizerCore:
             self._listeners.append(listener)
 
     def close(self) -> None:
+        self.proposals.close()
         with self._lock:
             self.db.close()
 
@@ -200,22 +209,21 @@ class OptimizerCore:
                 phase = self.db.phases(study_id)[s.current_phase]
                 ctx = strategies.PhaseContext.from_json(phase.context_json)
                 params = strategies.phase_params(spec, phase.name, ctx)
-                trials = self.db.trials(study_id, phase=phase.idx)
+                trials = self.db.points(study_id, phase.idx)
                 observed = observations(trials, spec)
                 pending = [t.params for t in trials if t.state in ("RUNNING", "PENDING")]
                 number_in_phase = len(trials)
-            # Outside the core's lock: the first GP proposer imports GPyOpt (seconds).
-            proposer = self._proposer(study_id, phase.idx, spec, params)
+            # Outside the core's lock: a GP fit takes seconds, and the first one imports its engine.
+            engine = Engine(tuple(params), derive_seed(spec.seed, phase.idx), spec.budget.initial_points,
+                            strategies.uses_random_proposals(spec), spec.budget.algorithm)
             t0 = time.perf_counter()
-            point, failure = propose_safely(proposer, number_in_phase, observed, pending)
+            proposal = self.proposals.propose((study_id, phase.idx), engine, number_in_phase, observed, pending)
             self.metrics.proposal_seconds.observe(time.perf_counter() - t0)
-            if failure is not None:
-                self.metrics.proposal_fallbacks.inc()
-                log.error("study %s phase %d: the model's proposal failed (%s: %s); trial %d is a random point",
-                          study_id, phase.idx, type(failure).__name__, failure, number_in_phase,
-                          exc_info=failure)
-            if getattr(proposer, "last_fit_seconds", 0.0):
-                self.metrics.gp_fit_seconds.observe(proposer.last_fit_seconds)
+            if proposal.failure:
+                self.metrics.proposal_fallbacks.inc()  # logged where it failed
+            if proposal.fit_seconds:
+                self.metrics.gp_fit_seconds.observe(proposal.fit_seconds)
+            point = proposal.point
             with self._lock:
                 s = self.db.study(study_id)
                 if s is None or s.state != ACTIVE or s.current_phase != phase.idx:
@@ -256,6 +264,17 @@ class OptimizerCore:
         log.info("leased %s (attempt %d) to %s", t.id, t.attempt, worker_id)
         return self._trial_view(self.db.trial(t.id)), lease
 
+    @contextmanager
+    def uncontended(self) -> Iterator[bool]:
+        """True, holding the core's lock, when no other call holds it now; False at once otherwise.
+        Lets a caller that must not wait (an event loop) run a short call in place when it is free."""
+        got = self._lock.acquire(blocking=False)
+        try:
+            yield got
+        finally:
+            if got:
+                self._lock.release()
+
     # ------------------------------------------------------------------ progress
     def report_progress(self, trial_id: str, lease_id: str, step: str, epoch: int,
                         metrics: dict[str, float]) -> tuple[str, str, float]:
@@ -274,9 +293,11 @@ class OptimizerCore:
             deadline = now + spec.lease_seconds
             verdict = stopping.Verdict(stopping.CONTINUE)
             update: dict[str, Any] = {"lease_deadline": deadline}
+            key = (t.id, t.attempt, step)
             with self.db.transaction():
                 if metrics:
-                    history = [m for m in self.db.measurements(t.id, t.attempt) if m.step == step]
+                    history = self._histories.get(key)
+                    history = list(history) if history is not None else self.db.measurements(*key)
                     if not any(m.epoch == epoch for m in history):  # a retried report is stored once
                         m = MeasurementRow(t.id, t.attempt, step, epoch, dict(metrics), now)
                         self.db.insert_measurement(m)
@@ -292,6 +313,11 @@ class OptimizerCore:
                 elif verdict.decision == stopping.STOP_STEP and step == t.task["steps"][-1]["name"]:
                     update["stop_reason"] = verdict.reason
                 self.db.update_trial(t.id, **update)
+            if metrics:  # committed: what the next report of this step reads instead of the database
+                self._histories[key] = history
+                self._histories.move_to_end(key)
+                if len(self._histories) > MAX_CACHED_HISTORIES:
+                    self._histories.popitem(last=False)
         if metrics:
             self._publish(t.study_id, "progress", t.id)
         return verdict.decision, verdict.reason, deadline
@@ -420,9 +446,11 @@ class OptimizerCore:
         if s.state == ACTIVE and self._stop_for_failures(s, spec):
             return ["study_finished"]
         phase = self.db.phases(s.id)[s.current_phase]
-        trials = self.db.trials(s.id, phase=phase.idx)
-        if phase.done or len(trials) < phase.budget or any(t.state not in TERMINAL for t in trials):
+        # counted, not read: this runs on every completion, and a phase may hold thousands of trials
+        total = self.db.count(s.id, phase=phase.idx)
+        if phase.done or total < phase.budget or self.db.count(s.id, phase=phase.idx, states=TERMINAL) < total:
             return []
+        trials = self.db.trials(s.id, phase=phase.idx)
         best = best_of(trials, spec)
         self.db.update_phase(s.id, phase.idx, done=1, best_trial_id=best.id if best else "")
         if s.state != ACTIVE:
@@ -445,7 +473,10 @@ class OptimizerCore:
 
     def _stop_for_failures(self, s: StudyRow, spec: StudySpec) -> bool:
         """Ends the study when its last ``budget.max_failed_trials`` trials all failed (optimizer_svc.failures)."""
-        message = failures.stop_message(self.db.trials(s.id), spec.budget.max_failed_trials)
+        limit = spec.budget.max_failed_trials
+        if limit <= 0:
+            return False
+        message = failures.stop_message(self.db.recently_ended(s.id, TERMINAL, limit), limit)
         if not message:
             return False
         self.db.update_study(s.id, state=FAILED, updated=self.clock(), message=message)
@@ -559,14 +590,6 @@ class OptimizerCore:
             spec = self._specs[s.id] = parse_stored(s.spec_json)
         return spec
 
-    def _proposer(self, study_id: str, phase: int, spec: StudySpec, params) -> Proposer:
-        key = (study_id, phase)
-        if key not in self._proposers:
-            self._proposers[key] = make_proposer(params, seed=derive_seed(spec.seed, phase),
-                                                 initial_points=spec.budget.initial_points,
-                                                 random_only=strategies.uses_random_proposals(spec),
-                                                 algorithm=spec.budget.algorithm)
-        return self._proposers[key]
 
     def _artifacts_uri(self, spec: StudySpec, study_id: str, trial_id: str) -> str:
         base = spec.raw.get("artifacts_uri") or ""

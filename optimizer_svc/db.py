@@ -17,7 +17,7 @@ import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .schema import migrate
 
@@ -94,6 +94,18 @@ class TrialRow:
     @property
     def task(self) -> dict[str, Any]:
         return json.loads(self.task_json)
+
+
+class PointRow(NamedTuple):
+    """A trial as a proposal sees it (``Database.points``); reads like a TrialRow."""
+
+    state: str
+    params_json: str
+    value: float | None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return json.loads(self.params_json)
 
 
 @dataclass
@@ -192,6 +204,12 @@ class Database:
             args += list(states)
         return [_row(TrialRow, r) for r in self.conn.execute(sql + " ORDER BY number", args)]
 
+    def points(self, study_id: str, phase: int) -> list["PointRow"]:
+        """What a proposal reads of each trial of a phase (state, parameters, value), in number order."""
+        return [PointRow(*r) for r in self.conn.execute(
+            "SELECT state, params_json, value FROM trials WHERE study_id = ? AND phase = ? ORDER BY number",
+            (study_id, phase))]
+
     def count(self, study_id: str, phase: int | None = None, states: tuple[str, ...] | None = None) -> int:
         """How many trials match, without reading them (the lease path asks this on every poll)."""
         sql, args = "SELECT COUNT(*) FROM trials WHERE study_id = ?", [study_id]
@@ -202,6 +220,13 @@ class Database:
             sql += f" AND state IN ({','.join('?' * len(states))})"
             args += list(states)
         return int(self.conn.execute(sql, args).fetchone()[0])
+
+    def recently_ended(self, study_id: str, states: tuple[str, ...], limit: int) -> list[TrialRow]:
+        """The study's ``limit`` most recently ended trials among ``states``, most recent last."""
+        rows = self.conn.execute(
+            f"SELECT * FROM trials WHERE study_id = ? AND state IN ({','.join('?' * len(states))}) "
+            "ORDER BY ended DESC, number DESC LIMIT ?", (study_id, *states, limit)).fetchall()
+        return [_row(TrialRow, r) for r in reversed(rows)]
 
     def expired_leases(self, now: float) -> list[TrialRow]:
         return [_row(TrialRow, r) for r in self.conn.execute(
@@ -229,11 +254,14 @@ class Database:
             "INSERT INTO measurements (trial_id, attempt, step, epoch, metrics_json, time) VALUES (?,?,?,?,?,?)",
             (m.trial_id, m.attempt, m.step, m.epoch, json.dumps(m.metrics), m.time))
 
-    def measurements(self, trial_id: str, attempt: int | None = None) -> list[MeasurementRow]:
+    def measurements(self, trial_id: str, attempt: int | None = None, step: str | None = None) -> list[MeasurementRow]:
         sql, args = "SELECT trial_id, attempt, step, epoch, metrics_json, time FROM measurements WHERE trial_id = ?", [trial_id]
         if attempt is not None:
             sql += " AND attempt = ?"
             args.append(attempt)
+        if step is not None:
+            sql += " AND step = ?"
+            args.append(step)
         return [MeasurementRow(r["trial_id"], r["attempt"], r["step"], r["epoch"], json.loads(r["metrics_json"]),
                                r["time"]) for r in self.conn.execute(sql + " ORDER BY id", args)]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from trial_contract import head_metric
 
-from .db import MeasurementRow, TrialRow
+from .db import MeasurementRow, PointRow, TrialRow
 from .spec import StudySpec
 from .views import OBSERVED
 
@@ -50,7 +50,7 @@ def score(task: dict[str, Any], measurements: list[MeasurementRow], metrics: dic
     return (best(by_step[reached[-1]]) if reached else None), out
 
 
-def observations(trials: list[TrialRow], spec: StudySpec) -> list[tuple[dict[str, Any], float]]:
+def observations(trials: list[TrialRow] | list[PointRow], spec: StudySpec) -> list[tuple[dict[str, Any], float]]:
     """(parameters, value to maximize); infeasible trials count as the worst value seen, so the GP avoids them."""
     sign = 1.0 if spec.maximize else -1.0
     obs = [(t.params, sign * t.value) for t in trials if t.state in OBSERVED and t.value is not None]

@@ -21,7 +21,7 @@ import numpy as np
 
 from trial_contract.registry import ALGORITHMS  # the engines a spec may name
 
-from .space import CategoricalParam, Param, encode, sample
+from .space import CategoricalParam, Param, encode, encode_many, sample
 
 # Max-norm distances in the unit cube: a proposal closer than this to a tried point is a repeat,
 # and parallel (pending) proposals must stay further apart than PENDING_DISTANCE.
@@ -105,11 +105,13 @@ class GPyOptProposer:
 def repeats(params: list[Param], point: dict[str, Any], observations: list[tuple[dict[str, Any], float]],
             pending: list[dict[str, Any]]) -> bool:
     """Whether ``point`` (nearly) repeats a tried point or sits next to a running one."""
+    if not params:
+        return bool(observations or pending)
     u = encode(params, point)
-    def dist(other: dict[str, Any]) -> float:
-        return float(np.max(np.abs(u - encode(params, other)))) if params else 0.0
-    return (any(dist(p) < MIN_DISTANCE for p, _ in observations)
-            or any(dist(p) < PENDING_DISTANCE for p in pending))
+    for others, distance in (([p for p, _ in observations], MIN_DISTANCE), (pending, PENDING_DISTANCE)):
+        if others and np.min(np.max(np.abs(encode_many(params, others) - u), axis=1)) < distance:
+            return True
+    return False
 
 
 def make_proposer(params: list[Param], *, seed: int, initial_points: int, random_only: bool,

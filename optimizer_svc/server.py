@@ -27,6 +27,7 @@ from .datasets import DatasetCheck
 from .lease_broker import LeaseBroker
 from .policy import POLICY
 from .projects import Projects
+from .proposals import ProposalProcesses
 from .servicer import OptimizerServicer
 
 log = logging.getLogger(__name__)
@@ -156,11 +157,13 @@ class LeaseReaper(threading.Thread):
 def serve(*, host: str, port: int, db: str, metrics_port: int | None, reap_interval: float = 1.0,
           limits: Limits | None = None, check_datasets: bool = True, offline: bool = False,
           tls: ServerTLS | None = None, tokens: TokenFile | None = None, health_port: int | None = None,
-          projects: Projects | None = None) -> None:
+          projects: Projects | None = None, proposal_processes: int = 2) -> None:
     """Runs the service until SIGTERM or SIGINT. PortInUse when a port is taken. ``check_datasets``:
-    read each new study's dataset manifest when the store is reachable (optimizer_svc.datasets)."""
+    read each new study's dataset manifest when the store is reachable (optimizer_svc.datasets).
+    ``proposal_processes``: processes for the model's proposals (0: in this process)."""
     check_free("optimizer", host, port)
-    core = OptimizerCore(db, datasets=DatasetCheck() if check_datasets else None, offline=offline, projects=projects)
+    core = OptimizerCore(db, datasets=DatasetCheck() if check_datasets else None, offline=offline, projects=projects,
+                         proposals=ProposalProcesses(proposal_processes) if proposal_processes else None)
     try:
         server, bound = make_server(core, f"{host}:{port}", limits=limits, tls=tls, tokens=tokens,
                                     health_address=None if health_port is None else f"{host}:{health_port}")

@@ -148,3 +148,21 @@ def encode(params: list[Param], point: dict[str, Value]) -> np.ndarray:
 def decode(params: list[Param], u: np.ndarray) -> dict[str, Value]:
     return {p.name: p.from_unit(float(x)) for p, x in zip(params, u)}
 
+
+
+def encode_many(params: list[Param], points: list[dict[str, Value]]) -> np.ndarray:
+    """:func:`encode` of many points at once, one row each (a column at a time, for speed)."""
+    columns = []
+    for p in params:
+        raw = [point[p.name] for point in points]
+        if isinstance(p, CategoricalParam):
+            index = {v: i for i, v in enumerate(p.values)}
+            columns.append((np.array([index[str(v)] for v in raw], dtype=float) + 0.5) / len(p.values))
+        elif isinstance(p, IntParam):
+            columns.append((np.array(raw, dtype=float) - p.low + 0.5) / (p.high - p.low + 1))
+        else:
+            x, lo, hi = np.array(raw, dtype=float), p.low, p.high
+            if p.scale == "log":
+                x, lo, hi = np.log10(x), math.log10(lo), math.log10(hi)
+            columns.append(np.zeros(len(raw)) if hi == lo else (x - lo) / (hi - lo))
+    return np.stack(columns, axis=1) if columns else np.zeros((len(points), 0))

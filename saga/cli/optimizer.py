@@ -30,6 +30,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--projects", default=os.environ.get("SAGA_PROJECTS"),
                    help="projects file (YAML): the projects studies may belong to and the URI prefixes each "
                         "may use for datasets, weights and artifacts (env SAGA_PROJECTS; default: one tenant, any URI)")
+    p.add_argument("--proposal-processes", type=int,
+                   default=int(os.environ.get("SAGA_PROPOSAL_PROCESSES", "2")),
+                   help="processes that compute the model's proposals (GP fits), at a lower CPU priority so "
+                        "that short calls are answered first; 0 computes them in the optimizer's own process "
+                        "(env SAGA_PROPOSAL_PROCESSES, default 2)")
     security_flags.add_server(p)
 
 
@@ -40,13 +45,18 @@ def run(args: argparse.Namespace) -> int:
     from optimizer_svc.server import serve
     from optimizer_svc.projects import Projects, ProjectsFileError
     from saga.security import SecurityConfigError
+    if args.proposal_processes < 0:
+        print(f"saga optimizer: --proposal-processes must be >= 0, got {args.proposal_processes}",
+              file=sys.stderr, flush=True)
+        return 2
     try:
         serve(host=args.host, port=args.port, db=args.db,
               metrics_port=None if args.metrics_port < 0 else args.metrics_port,
               check_datasets=not args.no_dataset_check, offline=args.offline,
               tls=security_flags.server_tls(args), tokens=security_flags.token_file(args),
               health_port=None if args.health_port < 0 else args.health_port,
-              projects=Projects.load(args.projects) if args.projects else None)
+              projects=Projects.load(args.projects) if args.projects else None,
+              proposal_processes=args.proposal_processes)
     # A taken port, an unusable database, a certificate or token file to fix: one line.
     except (OSError, SchemaError, sqlite3.Error, SecurityConfigError, ProjectsFileError) as e:
         print(f"saga optimizer: {e}", file=sys.stderr, flush=True)

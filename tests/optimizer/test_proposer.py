@@ -148,7 +148,7 @@ def test_the_algorithm_field_selects_the_engine_and_refuses_unknown_names(core):
                       RandomProposer)
     study = core.create_study(small_spec(budget={"algorithm": "gpyopt", "parallel_trials": 1}))
     core.lease_trial("w")
-    assert all(isinstance(p, GPyOptProposer) for (sid, _), p in core._proposers.items() if sid == study.id)
+    assert all(isinstance(p, GPyOptProposer) for (sid, _), p in core.proposals._proposers.items() if sid == study.id)
 
 
 def test_extreme_or_equal_values_still_give_a_valid_proposal():
