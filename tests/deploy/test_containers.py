@@ -44,7 +44,7 @@ STUDY = {
     "name": "containers",
     "dataset": {"uri": "s3://saga/datasets/tiny"},
     "model": {"weights": None, "image_size": 32},
-    "strategy": "random",
+    "strategy": "joint",  # the GP engine: its proposals run in processes the optimizer starts
     "search_space": {"backbone": {"type": "categorical", "values": ["MobileNetV2"]},
                      "optimizer": {"type": "categorical", "values": ["Adam"]},
                      "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "scale": "log"}},
@@ -198,6 +198,9 @@ def test_a_study_runs_through_the_real_images_as_the_manifests_run_them(rendered
         # Nothing crashed on the read-only roots along the way.
         for container in (optimizer, *trainers, serving, sync, gateway, cli):
             assert cluster.running(container), cluster.logs(container)
+        optimizer_log = cluster.logs(optimizer, tail=100_000)
+        for failed in ("cannot run proposals in a process", "proposal process ended unexpectedly"):
+            assert failed not in optimizer_log, optimizer_log
     finally:
         cluster.close()
 
