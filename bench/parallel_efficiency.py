@@ -24,6 +24,7 @@ warnings.filterwarnings("ignore")
 
 from optimizer_svc.client import OptimizerClient, parameters  # noqa: E402
 from optimizer_svc.core import OptimizerCore  # noqa: E402
+from optimizer_svc.proposals import ProposalProcesses  # noqa: E402
 from optimizer_svc.server import make_server  # noqa: E402
 from saga.v1 import optimizer_pb2 as pb  # noqa: E402
 from tests.optimizer.cheap import objective  # noqa: E402
@@ -67,7 +68,8 @@ def main() -> None:
     ap.add_argument("--workers", default="1,4,16")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    core = OptimizerCore(os.path.join(tempfile.mkdtemp(), "bench.db"))
+    # proposals as `saga optimizer` makes them: in processes of their own (--proposal-processes 2)
+    core = OptimizerCore(os.path.join(tempfile.mkdtemp(), "bench.db"), proposals=ProposalProcesses(2))
     server, port = make_server(core, "127.0.0.1:0")
     server.start()
     target = f"127.0.0.1:{port}"
@@ -78,11 +80,11 @@ def main() -> None:
         rows.append((k, wall, best))
         print(f"{k:>3} workers: {wall:.1f}s, best {best:.4f}", flush=True)
     t1 = rows[0][1]
-    print("\n| workers | wall (s) | ideal (s) | speedup | efficiency (speedup / workers) | best value |")
-    print("|---|---|---|---|---|---|")
+    print("\n| workers | wall (s) | ideal (s) | speedup | efficiency (speedup / workers) | ideal / wall | best value |")
+    print("|---|---|---|---|---|---|---|")
     for k, wall, best in rows:
-        print(f"| {k} | {wall:.1f} | {args.trials * args.duration / k:.1f} | {t1 / wall:.2f} | "
-              f"{t1 / wall / k:.3f} | {best:.4f} |")
+        ideal = args.trials * args.duration / k
+        print(f"| {k} | {wall:.1f} | {ideal:.1f} | {t1 / wall:.2f} | {t1 / wall / k:.3f} | {ideal / wall:.3f} | {best:.4f} |")
     client.close()
     server.stop(None)
     core.close()

@@ -177,13 +177,17 @@ class OptimizerCore:
             studies = [s for s in studies if study_id or not self._spec(s).custom]
             if projects is not None:
                 studies = [s for s in studies if self._spec(s).project in projects]
-            for s in sorted(studies, key=lambda s: s.seq):
+            studies.sort(key=lambda s: s.seq)
+            open_trials = self.db.open_counts()  # one query for every study, however many there are
+            for s in studies:
                 spec = self._spec(s)
-                if self.db.count(s.id, states=("RUNNING",)) >= spec.budget.parallel_trials:
-                    continue
-                for t in self.db.trials(s.id, states=("PENDING",)):
-                    return self._grant(t, spec, worker_id, request_id)
-            candidates = [s.id for s in sorted(studies, key=lambda s: s.seq) if self._has_capacity(s)]
+                counts = open_trials.get(s.id, {})
+                if counts.get("PENDING") and counts.get("RUNNING", 0) < spec.budget.parallel_trials:
+                    for t in self.db.trials(s.id, states=("PENDING",)):
+                        return self._grant(t, spec, worker_id, request_id)
+            fill = self.db.current_phase_fill()
+            candidates = [s.id for s in studies if s.id in fill and fill[s.id][0] < fill[s.id][1]
+                          and sum(open_trials.get(s.id, {}).values()) < self._spec(s).budget.parallel_trials]
         for sid in candidates:
             got = self._propose_and_grant(sid, worker_id, request_id)
             if got is not None:
