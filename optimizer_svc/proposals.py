@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +31,7 @@ from .proposer import Proposer, RandomProposer, make_proposer, propose_safely
 from .space import Param
 
 log = logging.getLogger(__name__)
+PARENT_CHECK_S = 1.0  # how often a proposal process looks whether the optimizer still runs
 
 Observations = list[tuple[dict[str, Any], float]]
 
@@ -120,7 +122,8 @@ class ProposalProcesses(Proposals):
             if pool is None:
                 # spawn, not fork: the optimizer's process runs gRPC's threads
                 pool = self._pools[slot] = ProcessPoolExecutor(1, mp_context=get_context("spawn"),
-                                                               initializer=_start_worker, initargs=(self.nice,))
+                                                               initializer=_start_worker,
+                                                               initargs=(self.nice, os.getpid()))
             return pool
 
     def _discard(self, slot: int, pool: ProcessPoolExecutor) -> None:
@@ -147,10 +150,18 @@ def _propose(proposers: dict[tuple[str, int], Proposer], key: tuple[str, int], e
 _HERE: dict[tuple[str, int], Proposer] = {}
 
 
-def _start_worker(nice: int) -> None:
+def _start_worker(nice: int, parent: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s proposals: %(message)s")
     if nice:
         os.nice(nice)
+    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """Ends this process when the optimizer is gone (killed with -9, its queues never close)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def _propose_here(key, engine, number, observations, pending) -> Proposal:

@@ -7,6 +7,7 @@ import sys
 import time
 
 import grpc
+import psutil
 import yaml
 
 from optimizer_svc.client import OptimizerClient
@@ -67,6 +68,24 @@ def test_kill_9_mid_study_loses_nothing_and_the_study_finishes(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        client.close()
+
+
+def test_the_proposal_processes_end_with_an_optimizer_killed_with_9(tmp_path):
+    proc, target = start_optimizer_process(tmp_path / "opt.db", tmp_path / "opt.log")
+    client = OptimizerClient(target)
+    try:
+        study = client.create_study(small_spec(budget={"trials_per_phase": 3, "parallel_trials": 1}))
+        CheapWorker(target, study.id, "w").run()  # GP proposals: the optimizer starts its proposal process
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        _, alive = psutil.wait_procs(children, timeout=15)
+        assert not alive, [c.cmdline() for c in alive]  # no orphan keeps its memory after the optimizer
+    finally:
+        if proc.poll() is None:
+            proc.kill()
         client.close()
 
 
