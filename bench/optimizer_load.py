@@ -292,7 +292,9 @@ def main() -> None:
         "optimizer": {"rss_max_mib": round(max(rss) / 2**20, 1), "rss_end_mib": round(rss[-1] / 2**20, 1),
                       "threads_max": max(threads),
                       "cpu_s": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 1),
-                      "proposal_processes_cpu_s": round(helpers, 1)},
+                      "proposal_processes_cpu_s": round(helpers, 1),
+                      "cpu_ms_per_call": round(((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system))
+                                               / max(1, sum(len(v) for v in lat.values())) * 1000, 3)},
         "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
     }
     print(json.dumps(summary, indent=2))
@@ -308,7 +310,8 @@ def main() -> None:
     print(f"\nerrors by code: {errors or 'none'}; trials completed {trials}; at the end {dict(by_state)}")
     o = summary["optimizer"]
     print(f"optimizer: RSS max {o['rss_max_mib']} MiB (with its proposal processes), threads max {o['threads_max']}, "
-          f"CPU {o['cpu_s']} s in {elapsed:.0f} s, and {o['proposal_processes_cpu_s']} s in proposal processes")
+          f"CPU {o['cpu_s']} s in {elapsed:.0f} s ({o['cpu_ms_per_call']} ms per call), "
+          f"and {o['proposal_processes_cpu_s']} s in proposal processes")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
 

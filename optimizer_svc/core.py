@@ -186,20 +186,21 @@ class OptimizerCore:
                     for t in self.db.trials(s.id, states=("PENDING",)):
                         return self._grant(t, spec, worker_id, request_id)
             fill = self.db.current_phase_fill()
-            candidates = [s.id for s in studies if s.id in fill and fill[s.id][0] < fill[s.id][1]
-                          and sum(open_trials.get(s.id, {}).values()) < self._spec(s).budget.parallel_trials]
+            candidates = [s.id for s in studies if self._has_capacity(s, fill, open_trials)]
         for sid in candidates:
             got = self._propose_and_grant(sid, worker_id, request_id)
             if got is not None:
                 return got
         return None
 
-    def _has_capacity(self, s: StudyRow) -> bool:
-        spec = self._spec(s)
-        phase = self.db.phases(s.id)[s.current_phase]
-        created = self.db.count(s.id, phase=phase.idx)
-        busy = self.db.count(s.id, states=("RUNNING", "PENDING"))
-        return s.state == ACTIVE and created < phase.budget and busy < spec.budget.parallel_trials
+    def _has_capacity(self, s: StudyRow, fill: dict[str, tuple[int, int]],
+                      open_trials: dict[str, dict[str, int]]) -> bool:
+        """Whether ``s`` may get a new trial: active, its current phase not full, fewer open trials
+        than ``parallel_trials`` (``fill`` and ``open_trials``: the Database queries of those names)."""
+        if s.id not in fill:
+            return False  # not active
+        created, budget = fill[s.id]
+        return created < budget and sum(open_trials.get(s.id, {}).values()) < self._spec(s).budget.parallel_trials
 
     def _propose_and_grant(self, study_id: str, worker_id: str, request_id: str) -> tuple[TrialView, Lease] | None:
         with self._proposal_turn(study_id) as turn:
@@ -207,7 +208,8 @@ class OptimizerCore:
                 return None  # a proposal for this study is under way; its end wakes the waiters
             with self._lock:
                 s = self.db.study(study_id)
-                if s is None or not self._has_capacity(s):
+                if s is None or not self._has_capacity(s, self.db.current_phase_fill(study_id),
+                                                       self.db.open_counts(study_id)):
                     return None
                 spec = self._spec(s)
                 phase = self.db.phases(study_id)[s.current_phase]
@@ -593,7 +595,6 @@ class OptimizerCore:
         if spec is None:
             spec = self._specs[s.id] = parse_stored(s.spec_json)
         return spec
-
 
     def _artifacts_uri(self, spec: StudySpec, study_id: str, trial_id: str) -> str:
         base = spec.raw.get("artifacts_uri") or ""

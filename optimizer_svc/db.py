@@ -210,21 +210,22 @@ class Database:
             "SELECT state, params_json, value FROM trials WHERE study_id = ? AND phase = ? ORDER BY number",
             (study_id, phase))]
 
-    def open_counts(self) -> dict[str, dict[str, int]]:
-        """RUNNING and PENDING trials per study, in one query (the lease path's look at every study)."""
+    def open_counts(self, study_id: str = "") -> dict[str, dict[str, int]]:
+        """RUNNING and PENDING trials per study (of ``study_id`` alone if given), in one query."""
         out: dict[str, dict[str, int]] = {}
-        for study_id, state, n in self.conn.execute(
+        for sid, state, n in self.conn.execute(
                 "SELECT study_id, state, COUNT(*) FROM trials WHERE state IN ('RUNNING', 'PENDING') "
-                "GROUP BY study_id, state"):
-            out.setdefault(study_id, {})[state] = n
+                "AND (? = '' OR study_id = ?) GROUP BY study_id, state", (study_id, study_id)):
+            out.setdefault(sid, {})[state] = n
         return out
 
-    def current_phase_fill(self) -> dict[str, tuple[int, int]]:
-        """For every active study: (trials created in its current phase, that phase's budget)."""
+    def current_phase_fill(self, study_id: str = "") -> dict[str, tuple[int, int]]:
+        """For every active study (``study_id`` alone if given): (trials created in its current phase,
+        that phase's budget)."""
         return {r[0]: (r[1], r[2]) for r in self.conn.execute(
             "SELECT s.id, (SELECT COUNT(*) FROM trials t WHERE t.study_id = s.id AND t.phase = s.current_phase), "
             "p.budget FROM studies s JOIN phases p ON p.study_id = s.id AND p.idx = s.current_phase "
-            "WHERE s.state = 'ACTIVE'")}
+            "WHERE s.state = 'ACTIVE' AND (? = '' OR s.id = ?)", (study_id, study_id))}
 
     def count(self, study_id: str, phase: int | None = None, states: tuple[str, ...] | None = None) -> int:
         """How many trials match, without reading them (the lease path asks this on every poll)."""
