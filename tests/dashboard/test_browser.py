@@ -84,10 +84,8 @@ def test_a_finished_study_shows_its_analysis_trials_and_evaluation(stack, browse
     # the layer phase (shown first: the last one that started) searches one parameter: a surrogate
     assert text(browser, "#surrogate-note").startswith("mean ± std")
     # sort by value, best first: the top row is the best trial
-    header = browser.find_element(By.CSS_SELECTOR, "#trials-table th[data-key='value']")
-    header.click()
-    header = browser.find_element(By.CSS_SELECTOR, "#trials-table th[data-key='value']")
-    header.click()
+    for _ in range(2):
+        click_fresh(browser, "#trials-table th[data-key='value']")
     best = stack.client.best_trial(stack.finished)
     first = browser.find_element(By.CSS_SELECTOR, "#trials-table tbody tr")
     assert first.get_attribute("data-trial") == best.id
@@ -126,3 +124,14 @@ def test_a_running_study_updates_live_and_stops_from_the_page(stack, browser):
     browser.save_screenshot(str(ARTIFACTS / "stopped-study.png"))
     assert errors(browser) == []
     print(json.dumps({"screenshots": sorted(str(p) for p in ARTIFACTS.glob("*.png"))}))
+
+
+def click_fresh(browser, selector: str) -> None:
+    """Clicks ``selector``, finding it again if the page redrew it between the find and the click."""
+    for _ in range(20):
+        try:
+            browser.find_element(By.CSS_SELECTOR, selector).click()
+            return
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{selector} kept being redrawn")
