@@ -2,8 +2,12 @@
 optimizer memory and CPU.
 
 Each simulated worker does what a trainer does, over real gRPC: LeaseTrial (long-poll, with a
-request id), ReportProgress every ``--report-every`` seconds (jittered +-30%) for
+request id), ReportProgress every ``--report-every`` seconds (jittered +-30%) for about
 ``--reports-per-trial`` reports (each with metrics, so each is stored), CompleteTrial, and again.
+Trials differ in length as real ones do (backbones, epochs, early stopping): each makes a number of
+reports drawn from ``--reports-per-trial`` +- ``--trial-spread`` (default 50%). ``--trial-spread 0``
+is the worst case: every worker starts at once and all their trials end within the same second or
+two, so hundreds of completions and leases arrive together every trial length.
 Workers run as asyncio tasks in ``--procs`` client processes, spread over several connections.
 The optimizer is ``saga optimizer`` as its own process; its memory (RSS) and CPU are sampled every
 second. Latencies are measured by the workers (client side, so they include the client's own
@@ -11,6 +15,7 @@ queueing on a loaded machine).
 
     .venv/bin/python bench/optimizer_load.py                       # 500 workers, 5 studies, 2 min
     .venv/bin/python bench/optimizer_load.py --studies 50 --gp-studies 0
+    .venv/bin/python bench/optimizer_load.py --trial-spread 0                      # all trials end together
     .venv/bin/python bench/optimizer_load.py --json results.json   # also the raw figures
 """
 from __future__ import annotations
@@ -87,7 +92,9 @@ async def worker(name: str, stub, args, stop_at: float, lat: dict, codes: Counte
         trial, lease = resp.trial, resp.lease
         steps = [s["name"] for s in json.loads(trial.task_json)["steps"]]
         lost = False
-        for k in range(args.reports_per_trial):
+        spread = args.trial_spread
+        reports = max(1, round(args.reports_per_trial * rng.uniform(1 - spread, 1 + spread)))
+        for k in range(reports):
             await asyncio.sleep(args.report_every * rng.uniform(0.7, 1.3))
             req = pb.ReportProgressRequest(trial_id=trial.id, lease_id=lease.id, step=steps[-1], epoch=k,
                                            metrics={"val_accuracy": rng.random(), "loss": rng.random()})
@@ -117,6 +124,15 @@ async def worker(name: str, stub, args, stop_at: float, lat: dict, codes: Counte
             codes[("CompleteTrial", e.code().name)] += 1
 
 
+async def loop_lag(lat: dict, stop_at: float) -> None:
+    """How late this client process's own event loop wakes up (a 50 ms sleep, measured): the part of
+    the client-side latencies that is the client's queueing, not the optimizer's."""
+    while time.monotonic() < stop_at:
+        t0 = time.monotonic()
+        await asyncio.sleep(0.05)
+        lat["client event-loop lag"].append(time.monotonic() - t0 - 0.05)
+
+
 async def run_workers(target: str, names: list[str], args, stop_at: float) -> tuple[dict, Counter, Counter]:
     lat: dict[str, list[float]] = defaultdict(list)
     codes: Counter = Counter()
@@ -124,8 +140,10 @@ async def run_workers(target: str, names: list[str], args, stop_at: float) -> tu
     channels = [grpc.aio.insecure_channel(target, options=[("saga.bench.connection", i)])
                 for i in range(max(1, len(names) // 50))]
     stubs = [pb_grpc.OptimizerStub(c) for c in channels]
+    probe = asyncio.ensure_future(loop_lag(lat, stop_at))
     await asyncio.gather(*(worker(n, stubs[i % len(stubs)], args, stop_at, lat, codes, done)
                            for i, n in enumerate(names)))
+    await probe
     for c in channels:
         await c.close()
     return dict(lat), codes, done
@@ -212,6 +230,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=120.0, help="seconds of load")
     ap.add_argument("--report-every", type=float, default=0.5, help="seconds between a worker's reports")
     ap.add_argument("--reports-per-trial", type=int, default=40)
+    ap.add_argument("--trial-spread", type=float, default=0.5,
+                    help="trial lengths vary by this fraction (0: every trial has the same length)")
     ap.add_argument("--lease", type=float, default=30.0, help="lease timeout of the studies (s)")
     ap.add_argument("--procs", type=int, default=2, help="client processes")
     ap.add_argument("--json", help="write the figures to this file too")

@@ -15,9 +15,9 @@ import time
 import uuid
 from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
-from trial_contract import one_line
+from trial_contract import counts_as_failure, one_line
 from trial_contract.task import TASK_ARTIFACTS
 from trial_contract.uris import check_store_uri
 
@@ -26,7 +26,7 @@ from .datasets import DatasetCheck
 from .db import Database, MeasurementRow, PhaseRow, StudyRow, TrialRow
 from .demand import Demand, demand_by_study
 from .egress import check_offline
-from .errors import FailedPrecondition, InvalidArgument, NotFound
+from .errors import FailedPrecondition, InvalidArgument, NotFound, OptimizerError
 from .events import Event, EventBus
 from .metrics import Metrics
 from .projects import Projects, study_uris
@@ -43,7 +43,19 @@ log = logging.getLogger(__name__)
 OUTCOMES = ("SUCCEEDED", "FAILED", "INFEASIBLE", "RELEASED")
 MAX_LEASE_WAIT_S = 60.0
 MAX_ARTIFACTS = 256
-MAX_CACHED_HISTORIES = 4096  # steps whose epochs the core keeps in memory (one per running trial suffices)
+# Steps whose epochs the core keeps in memory, for the stopping rules: those of running attempts
+# (an attempt's are dropped when it ends); beyond this many, the least recently reported.
+MAX_CACHED_HISTORIES = 4096
+
+
+class Progress(NamedTuple):
+    """One ReportProgress request (``OptimizerCore.report_progress_many``)."""
+
+    trial_id: str
+    lease_id: str
+    step: str
+    epoch: int
+    metrics: dict[str, float]
 
 
 class OptimizerCore:
@@ -213,13 +225,15 @@ class OptimizerCore:
                     return None
                 spec = self._spec(s)
                 phase = self.db.phases(study_id)[s.current_phase]
-                ctx = strategies.PhaseContext.from_json(phase.context_json)
-                params = strategies.phase_params(spec, phase.name, ctx)
-                trials = self.db.points(study_id, phase.idx)
-                observed = observations(trials, spec)
-                pending = [t.params for t in trials if t.state in ("RUNNING", "PENDING")]
-                number_in_phase = len(trials)
-            # Outside the core's lock: a GP fit takes seconds, and the first one imports its engine.
+            ctx = strategies.PhaseContext.from_json(phase.context_json)
+            params = strategies.phase_params(spec, phase.name, ctx)
+            # Outside the core's lock, from here to the grant: reading a phase of thousands of trials,
+            # and a GP fit (seconds; the first one imports its engine). Only this call adds trials to
+            # the study while it holds the study's proposal turn, so the count is stable.
+            trials = self.db.points(study_id, phase.idx)
+            observed = observations(trials, spec)
+            pending = [t.params for t in trials if t.state in ("RUNNING", "PENDING")]
+            number_in_phase = len(trials)
             engine = Engine(tuple(params), derive_seed(spec.seed, phase.idx), spec.budget.initial_points,
                             strategies.uses_random_proposals(spec), spec.budget.algorithm)
             t0 = time.perf_counter()
@@ -285,48 +299,90 @@ class OptimizerCore:
     def report_progress(self, trial_id: str, lease_id: str, step: str, epoch: int,
                         metrics: dict[str, float]) -> tuple[str, str, float]:
         """Stores one epoch's metrics, extends the lease; returns (decision, reason, lease deadline)."""
-        check_metrics(metrics)
-        if metrics:
-            check_text("step", step, 64, required=True)
-            if not isinstance(epoch, int) or epoch < 0 or epoch > 1_000_000:
-                raise InvalidArgument("epoch: must be an integer in [0, 1000000]")
+        out = self.report_progress_many([Progress(trial_id, lease_id, step, epoch, metrics)])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def report_progress_many(self, reports: list[Progress]) -> list[tuple[str, str, float] | OptimizerError]:
+        """Several reports in one transaction (one commit, one turn of the lock): what a server does
+        with the heartbeats that arrive while the core is busy. Each report gets its own answer, or
+        the error that refuses it alone (its writes undone; the others are kept). A failure of the
+        database itself refuses the whole batch (raised): nothing of it is stored."""
+        out: list[tuple[str, str, float] | OptimizerError] = []
+        for r in reports:
+            try:
+                check_metrics(r.metrics)
+                if r.metrics:
+                    check_text("step", r.step, 64, required=True)
+                    if not isinstance(r.epoch, int) or r.epoch < 0 or r.epoch > 1_000_000:
+                        raise InvalidArgument("epoch: must be an integer in [0, 1000000]")
+                out.append(None)  # type: ignore[arg-type]
+            except OptimizerError as e:
+                out.append(e)
+        histories: dict[tuple[str, int, str], list[MeasurementRow]] = {}
+        progressed: list[tuple[str, str]] = []  # (study, trial) of each report that stored metrics
         with self._lock:
             self._expire_locked()
-            t = self._held_trial(trial_id, lease_id)
-            s = self._study_row(t.study_id)
-            spec = self._spec(s)
-            now = self.clock()
-            deadline = now + spec.lease_seconds
-            verdict = stopping.Verdict(stopping.CONTINUE)
-            update: dict[str, Any] = {"lease_deadline": deadline}
-            key = (t.id, t.attempt, step)
             with self.db.transaction():
-                if metrics:
-                    history = self._histories.get(key)
-                    history = list(history) if history is not None else self.db.measurements(*key)
-                    if not any(m.epoch == epoch for m in history):  # a retried report is stored once
-                        m = MeasurementRow(t.id, t.attempt, step, epoch, dict(metrics), now)
-                        self.db.insert_measurement(m)
-                        history.append(m)
-                    history.sort(key=lambda m: m.epoch)
-                    verdict = stopping.decide(spec.stopping, [m.metrics for m in history])
-                if s.state != ACTIVE:
-                    verdict = stopping.Verdict(stopping.STOP_TRIAL, f"study {s.state.lower()}: {s.message}")
-                elif t.stop_order:
-                    verdict = stopping.Verdict(stopping.STOP_TRIAL, t.stop_order)
-                if verdict.decision == stopping.STOP_TRIAL:
-                    update.update(stop_order=verdict.reason, stop_reason=verdict.reason)
-                elif verdict.decision == stopping.STOP_STEP and step == t.task["steps"][-1]["name"]:
-                    update["stop_reason"] = verdict.reason
-                self.db.update_trial(t.id, **update)
-            if metrics:  # committed: what the next report of this step reads instead of the database
+                for i, r in enumerate(reports):
+                    if out[i] is not None:
+                        continue
+                    try:
+                        with self.db.transaction():  # a savepoint: a refused report leaves nothing
+                            study_id, out[i] = self._report_locked(r, histories)
+                        if r.metrics:
+                            progressed.append((study_id, r.trial_id))
+                    except OptimizerError as e:
+                        out[i] = e
+            # committed: what the next report of each step reads instead of the database
+            for key, history in histories.items():
                 self._histories[key] = history
                 self._histories.move_to_end(key)
-                if len(self._histories) > MAX_CACHED_HISTORIES:
-                    self._histories.popitem(last=False)
-        if metrics:
-            self._publish(t.study_id, "progress", t.id)
-        return verdict.decision, verdict.reason, deadline
+            while len(self._histories) > MAX_CACHED_HISTORIES:
+                self._histories.popitem(last=False)
+        for study_id, trial_id in progressed:
+            self._publish(study_id, "progress", trial_id)
+        return out
+
+    def _forget_histories(self, t: TrialRow) -> None:
+        """Drops the cached epochs of an attempt that ended (they stay in the database): kept, they
+        would only grow the heap that every garbage collection walks."""
+        for step in t.task["steps"]:
+            self._histories.pop((t.id, t.attempt, step["name"]), None)
+
+    def _report_locked(self, r: Progress, histories: dict[tuple[str, int, str], list[MeasurementRow]]
+                       ) -> tuple[str, tuple[str, str, float]]:
+        """One report, in the caller's transaction: (its study, its answer). ``histories``: the
+        steps' epochs as this batch left them, for a later report of the same step in it."""
+        t = self._held_trial(r.trial_id, r.lease_id)
+        s = self._study_row(t.study_id)
+        spec = self._spec(s)
+        now = self.clock()
+        deadline = now + spec.lease_seconds
+        verdict = stopping.Verdict(stopping.CONTINUE)
+        update: dict[str, Any] = {"lease_deadline": deadline}
+        key = (t.id, t.attempt, r.step)
+        if r.metrics:
+            history = histories.get(key) or self._histories.get(key)
+            history = list(history) if history is not None else self.db.measurements(*key)
+            if not any(m.epoch == r.epoch for m in history):  # a retried report is stored once
+                m = MeasurementRow(t.id, t.attempt, r.step, r.epoch, dict(r.metrics), now)
+                self.db.insert_measurement(m)
+                history.append(m)
+            history.sort(key=lambda m: m.epoch)
+            verdict = stopping.decide(spec.stopping, [m.metrics for m in history])
+            histories[key] = history
+        if s.state != ACTIVE:
+            verdict = stopping.Verdict(stopping.STOP_TRIAL, f"study {s.state.lower()}: {s.message}")
+        elif t.stop_order:
+            verdict = stopping.Verdict(stopping.STOP_TRIAL, t.stop_order)
+        if verdict.decision == stopping.STOP_TRIAL:
+            update.update(stop_order=verdict.reason, stop_reason=verdict.reason)
+        elif verdict.decision == stopping.STOP_STEP and r.step == t.task["steps"][-1]["name"]:
+            update["stop_reason"] = verdict.reason
+        self.db.update_trial(t.id, **update)
+        return t.study_id, (verdict.decision, verdict.reason, deadline)
 
     # ------------------------------------------------------------------ completion
     def complete_trial(self, trial_id: str, lease_id: str, outcome: str, metrics: dict[str, float],
@@ -376,7 +432,8 @@ class OptimizerCore:
                 fields.update(state="FAILED", ended=now)
             with self.db.transaction():
                 self.db.update_trial(t.id, **fields)
-                then = self._advance_locked(s, spec)
+                then = self._advance_locked(s, spec, failed=counts_as_failure(fields["state"], fields["error"]))
+            self._forget_histories(t)
             self._notify(t.study_id)
             view = self._trial_view(self.db.trial(t.id))
         self.db.sync()  # an observation is on disk before it is acknowledged
@@ -410,6 +467,7 @@ class OptimizerCore:
                     self.db.update_trial(t.id, state="FAILED", lease_id="", lease_deadline=0.0,
                                          last_lease_id=t.lease_id, error=msg, ended=now)
                     then = self._advance_locked(s, spec)
+            self._forget_histories(t)
             log.warning("%s: %s", t.id, msg)
             self._publish(t.study_id, "trial_requeued" if requeued else "trial_finished", t.id)
             for kind in then:
@@ -445,11 +503,13 @@ class OptimizerCore:
         self.db.insert_phase(PhaseRow(study_id, idx, name, spec.budget.trials_for(name), ctx.to_json(), 0, ""))
         self.db.update_study(study_id, current_phase=idx, updated=self.clock())
 
-    def _advance_locked(self, s: StudyRow, spec: StudySpec) -> list[str]:
+    def _advance_locked(self, s: StudyRow, spec: StudySpec, failed: bool = True) -> list[str]:
         """Ends the current phase once all its trials are finished; starts the next or ends the study.
-        Returns the study events this caused, for the caller to publish after the trial's own."""
+        ``failed``: whether the trial that ended counts as a failure (only then can a streak of
+        failures have reached its limit). Returns the study events this caused, for the caller to
+        publish after the trial's own."""
         s = self.db.study(s.id)
-        if s.state == ACTIVE and self._stop_for_failures(s, spec):
+        if s.state == ACTIVE and failed and self._stop_for_failures(s, spec):
             return ["study_finished"]
         phase = self.db.phases(s.id)[s.current_phase]
         # counted, not read: this runs on every completion, and a phase may hold thousands of trials

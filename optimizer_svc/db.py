@@ -8,18 +8,25 @@ power loss: the core calls it before acknowledging a new study, a stop or a comp
 lock, so that a slow disk delays only those callers and concurrent syncs share one flush. Progress
 reports and lease changes reach the disk with the next sync or checkpoint. Columns are read by name;
 the schema is versioned (``schema.py``). Not thread-safe on its own: the core serialises access to
-the connection with its lock (``sync`` does not use it).
+the connection with its lock (``sync`` does not use it). ``points``, which a proposal reads, is the
+exception: it reads through a connection of its own (WAL readers see the last commit and do not
+block the writer), so that reading thousands of trials never holds the core's lock.
 """
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from .schema import migrate
+
+# Decoded parameters of trials kept for ``Database.points``, at most this many in all (some MiB).
+MAX_CACHED_POINTS = 50_000
 
 
 
@@ -100,12 +107,8 @@ class PointRow(NamedTuple):
     """A trial as a proposal sees it (``Database.points``); reads like a TrialRow."""
 
     state: str
-    params_json: str
+    params: dict[str, Any]
     value: float | None
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return json.loads(self.params_json)
 
 
 @dataclass
@@ -125,12 +128,23 @@ class Database:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self.conn.row_factory = sqlite3.Row
+        self._reader_lock = threading.Lock()
+        # (study, phase) -> (number of the last trial decoded, its parameters and those before it):
+        # a trial's parameters never change once it exists, so each is decoded once.
+        self._points: OrderedDict[tuple[str, int], tuple[int, list[dict[str, Any]]]] = OrderedDict()
+        self._cached_points = 0
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.schema_found = migrate(self.conn, self.path)
         self.sync()
+        # ``points``' own connection; in memory there is only one database, the writer's
+        self._reader = self.conn if self.path == ":memory:" else sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=30)
 
     def close(self) -> None:
+        if self._reader is not self.conn:
+            with self._reader_lock:
+                self._reader.close()
         self.conn.close()
 
     def transaction(self) -> "_Tx":
@@ -205,10 +219,29 @@ class Database:
         return [_row(TrialRow, r) for r in self.conn.execute(sql + " ORDER BY number", args)]
 
     def points(self, study_id: str, phase: int) -> list["PointRow"]:
-        """What a proposal reads of each trial of a phase (state, parameters, value), in number order."""
-        return [PointRow(*r) for r in self.conn.execute(
-            "SELECT state, params_json, value FROM trials WHERE study_id = ? AND phase = ? ORDER BY number",
-            (study_id, phase))]
+        """What a proposal reads of each trial of a phase (state, parameters, value), in number order,
+        as last committed. Thread-safe, and called without the core's lock: every lease asks this,
+        of a phase that may hold thousands of trials. The parameters of trials read before come from
+        memory (a trial's parameters never change), and new ones are decoded as one JSON array."""
+        with self._reader_lock:
+            key = (study_id, phase)
+            last, known = self._points.pop(key, (-1, []))
+            self._cached_points -= len(known)
+            sql = ("SELECT number, state, value, CASE WHEN number > ? THEN params_json END FROM trials "
+                   "WHERE study_id = ? AND phase = ? ORDER BY number")
+            rows = self._reader.execute(sql, (last, study_id, phase)).fetchall()
+            new = [r[3] for r in rows[len(known):]]
+            if len(known) > len(rows) or any(r[3] is not None for r in rows[:len(known)]) or None in new:
+                known = []  # not what was cached: decode them all
+                rows = self._reader.execute(sql, (-1, study_id, phase)).fetchall()
+                new = [r[3] for r in rows]
+            params = known + json.loads(f"[{','.join(new)}]")
+            if rows and self._reader is not self.conn:  # in memory, the rows may not be committed
+                self._points[key] = (rows[-1][0], params)
+                self._cached_points += len(params)
+                while self._cached_points > MAX_CACHED_POINTS:
+                    self._cached_points -= len(self._points.popitem(last=False)[1][1])
+        return [PointRow(r[1], p, r[2]) for r, p in zip(rows, params)]
 
     def open_counts(self, study_id: str = "") -> dict[str, dict[str, int]]:
         """RUNNING and PENDING trials per study (of ``study_id`` alone if given), in one query."""
@@ -301,15 +334,28 @@ def _row(cls: type, row: sqlite3.Row) -> Any:
 
 class _Tx:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception, also when COMMIT itself fails (a
-    full disk): the connection is left without an open transaction, ready for the next request."""
+    full disk): the connection is left without an open transaction, ready for the next request.
+    Inside another transaction it is a SAVEPOINT: its own writes are undone on an exception and
+    the outer transaction goes on (a batch of progress reports where one is refused)."""
 
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
+        self.savepoint = ""
 
     def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        if self.conn.in_transaction:
+            self.savepoint = f"sp{id(self):x}"
+            self.conn.execute(f"SAVEPOINT {self.savepoint}")
+        else:
+            self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if self.savepoint:
+            if exc_type is not None and self.conn.in_transaction:
+                self.conn.execute(f"ROLLBACK TO {self.savepoint}")
+            if self.conn.in_transaction:
+                self.conn.execute(f"RELEASE {self.savepoint}")
+            return
         if exc_type is None:
             try:
                 self.conn.execute("COMMIT")

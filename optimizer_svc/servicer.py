@@ -18,10 +18,11 @@ from saga.v1 import optimizer_pb2 as pb
 from saga.v1 import optimizer_pb2_grpc as pb_grpc
 
 from .admission import Admission
-from .core import OptimizerCore
+from .core import OptimizerCore, Progress
 from .errors import (FailedPrecondition, InvalidArgument, NotFound, OptimizerError, PermissionDenied,
                      ResourceExhausted, Unavailable)
 from .lease_broker import LeaseBroker
+from .progress_batch import ProgressBatcher
 from .messages import study_pb, timestamp, trial_pb
 from .storage_errors import storage_error
 from .watch import Watcher
@@ -83,6 +84,7 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
         project's study is NOT_FOUND, as if it did not exist)."""
         self.core, self.admission, self.broker, self.guard = core, admission, broker, guard
         self.watcher = Watcher(core, admission)
+        self.progress = ProgressBatcher(core, admission.progress)
 
     def _projects(self, context: grpc.aio.ServicerContext) -> frozenset[str] | None:
         """The projects the caller's token may see; None: all (no tokens, or a token for every project)."""
@@ -183,10 +185,14 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
                 request.trial_id, request.lease_id, request.step, request.epoch, dict(request.metrics))
             return pb.ReportProgressResponse(decision=_DECISIONS[decision], reason=reason,
                                              lease_deadline=timestamp(deadline))
-        with self.core.uncontended() as free:
-            if free:  # a short write, nothing to wait for: answered in place, without a thread hop
-                return answer()
-        return await self.admission.call(answer)
+        if not self.progress.busy:
+            with self.core.uncontended() as free:
+                if free:  # a short write, nothing to wait for: answered in place, without a thread hop
+                    return answer()
+        decision, reason, deadline = await self.progress.report(Progress(
+            request.trial_id, request.lease_id, request.step, request.epoch, dict(request.metrics)))
+        return pb.ReportProgressResponse(decision=_DECISIONS[decision], reason=reason,
+                                         lease_deadline=timestamp(deadline))
 
     @_translated
     async def CompleteTrial(self, request, context):

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from optimizer_svc.core import OptimizerCore
+from optimizer_svc.core import OptimizerCore, Progress
+from optimizer_svc.db import Database
 from optimizer_svc.errors import FailedPrecondition, InvalidArgument, NotFound
 from optimizer_svc.proposer import PENDING_DISTANCE
 from optimizer_svc.space import encode
@@ -268,3 +269,75 @@ def test_a_lease_that_expires_on_the_last_attempt_is_heard_as_finished_then_the_
             kinds.append(events.get_nowait().kind)
     assert core.get_study(study.id).state == "FAILED"
     assert kinds[-2:] == ["trial_finished", "study_finished"], kinds
+
+
+def test_a_batch_of_progress_reports_answers_each_on_its_own_and_stores_the_good_ones(core):
+    """What the server does with heartbeats that arrive while the core is busy: one transaction,
+    each report its own answer; a refused one leaves the others stored."""
+    core.create_study(small_spec())
+    (t1, l1), (t2, l2), (t3, l3) = (core.lease_trial(f"w{i}") for i in range(3))
+    assert core.report_progress(t1.id, l1.id, "head", 0, {"val_accuracy": 0.1})[0] == "continue"  # kept in memory
+    out = core.report_progress_many([
+        Progress(t1.id, l1.id, "head", 0, {"val_accuracy": 0.1}),   # a retry of a stored epoch
+        Progress(t2.id, "not-its-lease", "head", 0, {"val_accuracy": 0.9}),
+        Progress(t1.id, l1.id, "head", 1, {"val_accuracy": 0.1}),
+        Progress(t1.id, l1.id, "head", 1, {"val_accuracy": 0.1}),   # a retry: stored once
+        Progress(t2.id, l2.id, "head", -1, {"val_accuracy": 0.9}),  # invalid epoch
+        Progress(t2.id, l2.id, "head", 0, {"val_accuracy": 0.9}),
+        Progress(t1.id, l1.id, "head", 2, {"val_accuracy": 0.1}),
+    ])
+    assert isinstance(out[1], FailedPrecondition) and isinstance(out[4], InvalidArgument)
+    # The same decisions as the same reports one by one: three epochs under the nonconvergence
+    # threshold (patience 2) stop the trial, which needs the batch's own earlier epochs.
+    alone = [core.report_progress(t3.id, l3.id, "head", e, {"val_accuracy": 0.1})[0] for e in (0, 1, 2)]
+    assert [out[0][0], out[2][0], out[6][0]] == alone == ["continue", "continue", "stop_trial"]
+    assert out[3][0] == "continue" and out[5][0] == "continue"
+    assert [m.epoch for m in core.get_trial(t1.id).measurements] == [0, 1, 2]
+    assert [m.epoch for m in core.get_trial(t2.id).measurements] == [0]
+
+
+def test_a_nested_transaction_is_a_savepoint_undone_alone(core):
+    study = core.create_study(small_spec())
+    db = core.db
+    with db.transaction():
+        db.update_study(study.id, message="kept")
+        with pytest.raises(RuntimeError):
+            with db.transaction():
+                db.update_study(study.id, state="STOPPED")
+                raise RuntimeError("refused")
+    assert (core.get_study(study.id).state, core.get_study(study.id).message) == ("ACTIVE", "kept")
+
+
+def test_proposals_read_each_trial_as_last_committed(core, tmp_path):
+    """The parameters decoded once per trial and kept between proposals read what a fresh
+    connection reads, as trials are added and change state."""
+    study = core.create_study(small_spec(budget={"trials_per_phase": 8}))
+    fresh = lambda: Database(str(tmp_path / "opt.db")).points(study.id, 0)  # noqa: E731
+    for _ in range(3):
+        got = [core.lease_trial(f"w{i}") for i in range(2)]
+        assert core.db.points(study.id, 0) == fresh()
+        run_trial(core, *got[0])
+        assert core.db.points(study.id, 0) == fresh()
+    rows = core.db.points(study.id, 0)
+    assert len(rows) == 6 and {r.state for r in rows} == {"SUCCEEDED", "RUNNING"}
+    assert [r.params for r in rows] == [core.db.trial(f"{study.id}-{i:04d}").params for i in range(6)]
+
+
+def test_the_epochs_kept_for_stopping_rules_go_when_their_attempt_ends(core, clock):
+    """Only running attempts' epochs stay in memory: ended ones would grow the heap that every
+    garbage collection walks (pauses of 100 ms under 500 workers), and a new attempt starts empty."""
+    core.create_study(small_spec(lease={"timeout_seconds": 10}))
+    (done, l_done), (lost, l_lost), (running, l_running) = (core.lease_trial(f"w{i}") for i in range(3))
+    for t, lease in ((done, l_done), (lost, l_lost), (running, l_running)):
+        run_trial(core, t, lease, value=0.9, epochs=1, complete=False)
+    core.complete_trial(done.id, l_done.id, "SUCCEEDED", {"base_layers": 50.0},
+                        {"head_checkpoint": f"s3://test-artifacts/{done.id}/head.keras"})
+    clock.advance(6)
+    core.report_progress(running.id, l_running.id, "head", 1, {"val_accuracy": 0.9})
+    clock.advance(6)
+    core.expire_leases()                                         # `lost` stopped heartbeating
+    assert {key[0] for key in core._histories} == {running.id}
+    again, lease = core.lease_trial("w9")
+    assert again.id == lost.id
+    assert core.report_progress(again.id, lease.id, "head", 0, {"val_accuracy": 0.9})[0] == "continue"
+    assert [m.epoch for m in core.get_trial(lost.id).measurements if m.attempt == 2] == [0]

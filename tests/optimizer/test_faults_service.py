@@ -162,3 +162,37 @@ def test_a_full_disk_is_resource_exhausted_and_a_trainer_completion_waits_it_out
     assert 2 <= time.monotonic() - started < 30
     assert core.metrics.rpcs.labels("CompleteTrial", "INTERNAL")._value.get() == 0
     client.close()
+
+
+def test_heartbeats_that_find_the_core_busy_are_stored_together_each_with_its_answer(service, monkeypatch):
+    """While a long call holds the core, ReportProgress calls wait on the event loop and are then
+    stored in batches (one commit each): every one is answered, a refused one alone."""
+    target, core = service
+    client = OptimizerClient(target)
+    client.create_study(small_spec())
+    leased = [client.lease_trial(f"w{i}", wait=5) for i in range(4)]
+    batches = []
+    real = core.report_progress_many
+    monkeypatch.setattr(core, "report_progress_many", lambda reports: batches.append(len(reports)) or real(reports))
+    channel = grpc.insecure_channel(target)
+    stub = pb_grpc.OptimizerStub(channel)
+    try:
+        with core._lock:  # a long call (a study read of thousands of trials, say) holds the core
+            calls = [stub.ReportProgress.future(pb.ReportProgressRequest(
+                trial_id=t.id, lease_id=lease.id, step="head", epoch=e, metrics={"val_accuracy": 0.5 + 0.1 * e}),
+                timeout=30) for e in range(3) for t, lease in leased]
+            refused = stub.ReportProgress.future(pb.ReportProgressRequest(
+                trial_id=leased[0][0].id, lease_id="stale", step="head", epoch=5, metrics={"val_accuracy": 0.9}),
+                timeout=30)
+            wait_until(lambda: batches, what="a first batch waiting for the core")
+            time.sleep(0.5)  # the rest arrive and wait behind it
+        assert all(c.result().decision == pb.CONTINUE for c in calls)
+        with pytest.raises(grpc.RpcError) as err:
+            refused.result()
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert sum(batches) == 13 and max(batches) > 1, batches
+        for t, _ in leased:
+            assert sorted(m.epoch for m in core.get_trial(t.id).measurements) == [0, 1, 2]
+    finally:
+        channel.close()
+        client.close()
