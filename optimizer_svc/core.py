@@ -173,11 +173,19 @@ class OptimizerCore:
             got = self._try_lease(worker_id, study_id, request_id, projects)
             if got is not None:
                 return got
+            if study_id and not self.study_active(study_id):
+                return None  # it has ended: nothing will come to wait for
             remaining = give_up - time.monotonic()
             if remaining <= 0:
                 return None
             with self._changed:
                 self._changed.wait(min(remaining, 1.0))
+
+    def study_active(self, study_id: str) -> bool:
+        """Whether the study can still have trials to lease (False once it has ended, or if unknown)."""
+        with self._lock:
+            s = self.db.study(study_id)
+            return s is not None and s.state == ACTIVE
 
     def _try_lease(self, worker_id: str, study_id: str, request_id: str,
                    projects: frozenset[str] | None = None) -> tuple[TrialView, Lease] | None:

@@ -3,7 +3,8 @@
 A call tries the core once; if nothing is leasable it parks until the core reports a change that
 can make a trial leasable (a completion, an expiry, a new study) or its time is up. A change wakes
 one parked call; one that gets a trial wakes the next, so a completion costs one attempt, not one
-per idle worker.
+per idle worker. A call for a study that has ended answers "no trial" at once, and wakes the next
+call waiting for that study: its workers hear of the end when it happens, not when their wait is up.
 
 Grants reach their worker exactly once:
 - a retry carrying the same ``request_id`` while the first call still runs joins that call;
@@ -92,6 +93,9 @@ class LeaseBroker:
                 return got
             remaining = give_up - self._loop.time()
             if remaining <= 0 or req.callers == 0:
+                return None
+            if study_id and not await self.admission.lease(self.core.study_active, study_id):
+                self._wake(study_id)  # the study has ended: so learns the next call waiting for it
                 return None
             if self.core.change_seq != seen:
                 continue  # something changed while we looked: look again before parking

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
 
+from threadpoolctl import ThreadpoolController
+
 from .proposer import Proposer, RandomProposer, make_proposer, propose_safely
 from .space import Param
 
@@ -133,12 +135,26 @@ class ProposalProcesses(Proposals):
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+# A proposal's linear algebra runs on one BLAS thread, in either place. Its matrices are small
+# (hundreds of rows at most): a second thread only spins waiting for work, which made a proposal in
+# a proposal process 10x the CPU and, at its lower priority, 10x slower (bench/parallel_efficiency.py);
+# and the thread count changes the last bits of the results, so one thread everywhere keeps a study's
+# proposals the same in the core's process, in a proposal process and on a machine with more cores.
+_BLAS_LOCK = threading.Lock()   # one proposal at a time under the limit (it is process-wide)
+_blas: ThreadpoolController | None = None
+
+
 def _propose(proposers: dict[tuple[str, int], Proposer], key: tuple[str, int], engine: Engine, number: int,
              observations: Observations, pending: list[dict[str, Any]]) -> Proposal:
+    global _blas
     proposer = proposers.get(key)
     if proposer is None:
         proposer = proposers[key] = engine.build()
-    point, failure = propose_safely(proposer, number, observations, pending)
+    with _BLAS_LOCK:
+        if _blas is None:   # the engines are imported by now, and with them numpy's and scipy's BLAS
+            _blas = ThreadpoolController()
+        with _blas.limit(limits=1, user_api="blas"):
+            point, failure = propose_safely(proposer, number, observations, pending)
     if failure is not None:
         log.error("study %s phase %d: the model's proposal failed (%s: %s); trial %d is a random point",
                   key[0], key[1], type(failure).__name__, failure, number, exc_info=failure)

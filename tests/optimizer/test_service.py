@@ -1,6 +1,7 @@
 """The optimizer over real localhost gRPC: whole studies with 4 workers, health, reflection, bad input."""
 import json
 import threading
+import time
 import urllib.request
 
 import grpc
@@ -86,6 +87,31 @@ def test_a_vanished_worker_loses_its_trial_to_another(service):
         client.complete_trial(trial.id, lease.id, "SUCCEEDED", metrics={"val_accuracy": 0.9})
     assert core.metrics.lease_expiries._value.get() >= 1
     client.stop_study(study.id)
+    client.close()
+
+
+def test_workers_waiting_for_a_study_hear_of_its_end_at_once(service):
+    """LeaseTrial calls parked on a study (every slot taken) answer "no trial" when it ends, not
+    when their wait is up: trainers do not sit out a long-poll on a finished study."""
+    target, _ = service
+    client = OptimizerClient(target)
+    study = client.create_study(small_spec(budget={"trials_per_phase": 2, "parallel_trials": 1}))
+    assert client.lease_trial("busy", study_id=study.id) is not None
+    answers, waiters = [], []
+    for i in range(3):
+        def wait(i=i):
+            c = OptimizerClient(target)
+            t0 = time.monotonic()
+            answers.append((c.lease_trial(f"idle-{i}", study_id=study.id, wait=30), time.monotonic() - t0))
+            c.close()
+        waiters.append(threading.Thread(target=wait))
+        waiters[-1].start()
+    time.sleep(1.0)  # all three are parked
+    assert not answers
+    client.stop_study(study.id)
+    for w in waiters:
+        w.join(timeout=10)
+    assert len(answers) == 3 and all(got is None and waited < 5 for got, waited in answers), answers
     client.close()
 
 
