@@ -137,10 +137,14 @@ class Worker:
         no trial of it can come any more (a Kubernetes Job's worker then completes)."""
         done = 0
         while not self.stop.is_set() and (max_trials is None or done < max_trials):
+            asked = time.monotonic()
             got = self._lease()
             if got is None:
                 if (exit_when_idle or (exit_when_done and self.no_more_work())) and not self.stop.is_set():
                     break
+                # The optimizer answers at once for a study that has ended: never ask again faster
+                # than once per lease wait (an idle trainer is one call per --lease-wait, not a loop).
+                self.stop.wait(max(0.0, self.lease_wait - (time.monotonic() - asked)))
                 continue
             if self.stop.is_set():  # the lease came back after SIGTERM: hand it straight back
                 complete(self.client, got[0].id, got[1].id, "RELEASED", {}, {}, "worker shutting down (SIGTERM)")

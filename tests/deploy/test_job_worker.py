@@ -38,6 +38,29 @@ def test_a_worker_waits_while_its_study_is_active_and_exits_when_it_ends(service
         assert not thread.is_alive() and ran == [0]
 
 
+def test_a_worker_of_an_ended_study_asks_once_per_lease_wait(service, tmp_path) -> None:  # noqa: F811
+    """Without --exit-when-done a trainer outlives its study; the optimizer answers it at once
+    (the study has ended), and the trainer still asks only once per lease wait, not in a loop."""
+    from trainer_svc.worker import Worker
+
+    target, core = service
+    study = core.create_study(small_spec(**ONE_AT_A_TIME))
+    core.stop_study(study.id)
+    with OptimizerClient(target) as client:
+        asked: list[float] = []
+        lease = client.lease_trial
+        client.lease_trial = lambda *a, **k: asked.append(time.monotonic()) or lease(*a, **k)  # type: ignore[method-assign]
+        worker = Worker(client, str(tmp_path / "store"), worker_id="idle-worker", cache_dir=tmp_path / "cache",
+                        work_dir=tmp_path / "work", study_id=study.id, lease_wait=0.5)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        time.sleep(2.2)
+        worker.stop.set()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+        assert 3 <= len(asked) <= 6, len(asked)  # about one call per 0.5 s in 2.2 s
+
+
 def test_a_trainer_stopped_before_its_study_is_done_exits_143(service, tmp_path) -> None:  # noqa: F811
     target, core = service
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
