@@ -136,10 +136,11 @@ class ProposalProcesses(Proposals):
 
 
 # A proposal's linear algebra runs on one BLAS thread, in either place. Its matrices are small
-# (hundreds of rows at most): a second thread only spins waiting for work, which made a proposal in
-# a proposal process 10x the CPU and, at its lower priority, 10x slower (bench/parallel_efficiency.py);
-# and the thread count changes the last bits of the results, so one thread everywhere keeps a study's
-# proposals the same in the core's process, in a proposal process and on a machine with more cores.
+# (hundreds of rows at most): a second thread only spins waiting for work, which cost a proposal in a
+# proposal process several times its CPU and, at that process's low priority, several times its wall
+# time (bench/parallel_efficiency.py). And the thread count changes the last bits of the results:
+# one thread everywhere keeps a study's proposals the same in the core's process, in a proposal
+# process and on a machine with more cores.
 _BLAS_LOCK = threading.Lock()   # one proposal at a time under the limit (it is process-wide)
 _blas: ThreadpoolController | None = None
 
@@ -151,7 +152,8 @@ def _propose(proposers: dict[tuple[str, int], Proposer], key: tuple[str, int], e
     if proposer is None:
         proposer = proposers[key] = engine.build()
     with _BLAS_LOCK:
-        if _blas is None:   # the engines are imported by now, and with them numpy's and scipy's BLAS
+        if _blas is None:   # after the GP's modules have loaded numpy's and scipy's BLAS (the limit
+            from . import gp  # noqa: F401  applies to the libraries loaded when it is set up)
             _blas = ThreadpoolController()
         with _blas.limit(limits=1, user_api="blas"):
             point, failure = propose_safely(proposer, number, observations, pending)
