@@ -180,17 +180,13 @@ class OptimizerServicer(pb_grpc.OptimizerServicer):
 
     @_translated
     async def ReportProgress(self, request, context):
-        def answer() -> pb.ReportProgressResponse:
-            decision, reason, deadline = self.core.report_progress(
-                request.trial_id, request.lease_id, request.step, request.epoch, dict(request.metrics))
-            return pb.ReportProgressResponse(decision=_DECISIONS[decision], reason=reason,
-                                             lease_deadline=timestamp(deadline))
+        report = Progress(request.trial_id, request.lease_id, request.step, request.epoch, dict(request.metrics))
+        answer = None
         if not self.progress.busy:
             with self.core.uncontended() as free:
                 if free:  # a short write, nothing to wait for: answered in place, without a thread hop
-                    return answer()
-        decision, reason, deadline = await self.progress.report(Progress(
-            request.trial_id, request.lease_id, request.step, request.epoch, dict(request.metrics)))
+                    answer = self.core.report_progress(*report)
+        decision, reason, deadline = answer or await self.progress.report(report)
         return pb.ReportProgressResponse(decision=_DECISIONS[decision], reason=reason,
                                          lease_deadline=timestamp(deadline))
 
