@@ -171,11 +171,9 @@ _HERE: dict[tuple[str, int], Proposer] = {}
 def _start_worker(nice: int, parent: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s proposals: %(message)s")
     if nice:
+        # Below the calls, but never starved: SCHED_IDLE was tried, and beside two busy processes a
+        # restarted proposal process took minutes to import its engine (a tenth of a core at nice 10).
         os.nice(nice)
-        try:  # below every normal process: a busy node runs proposals only on CPU time nothing else wants
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except (AttributeError, OSError) as e:  # not Linux, or refused: the nice level still applies
-            logging.getLogger(__name__).warning("proposals keep nice %d, not SCHED_IDLE: %s", nice, e)
     threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
 
 
