@@ -31,8 +31,8 @@ CHECKPOINTS = (10, 20, 30, 50)
 
 def load(path: Path) -> dict[tuple[str, int, str], dict[int, np.ndarray]]:
     """(task, in_flight, tuner) -> seed -> its run; of a seed run twice (to 32, then on to 64
-    evaluations) the longer run: its first evaluations are the shorter one's (runs are deterministic per seed;
-    measured: best at 32 the same within 3e-7, relative, where the two ran with different BLAS builds)."""
+    evaluations) the longer run: runs are deterministic per seed, so its first evaluations are the
+    shorter one's, up to floating-point rounding."""
     runs: dict = defaultdict(dict)
     for line in path.read_text().splitlines():
         try:
